@@ -1,0 +1,1 @@
+"""Datasets, the MTCNN port, eye alignment, the 8 attribute-aware crops and LMDB writing."""

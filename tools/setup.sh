@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# `make setup`: everything the project needs on a fresh Debian 12 machine, idempotent.
+#   1. Debian packages (tools/system-packages.txt): installed only if some are missing.
+#   2. The venv (.venv) with the pinned requirements (tools/requirements.txt) and the
+#      project installed in editable mode; reinstalled only when those files change.
+#   3. Caffe from source (tools/caffe/build_caffe.py), cached per machine by key.
+#   4. Registry assets (MTCNN weights converted to .caffemodel, demo source photos).
+# A second run with nothing changed takes seconds.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+VENV=${G2S_VENV:-$ROOT/.venv}
+PY_SYS=${G2S_SYSTEM_PYTHON:-/usr/bin/python3}
+t0=$(date +%s)
+log() { printf '[setup] %s\n' "$*"; }
+
+# ---- 1. Debian packages -----------------------------------------------------------
+mapfile -t pkgs < <(grep -v '^\s*#' "$ROOT/tools/system-packages.txt" | sed '/^\s*$/d')
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "[setup] missing Debian packages; run as root:" >&2
+    echo "  $cmd" >&2
+    exit 1
+  fi
+  log "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  log "Debian packages: all ${#pkgs[@]} present"
+fi
+
+# ---- 2. venv ----------------------------------------------------------------------
+stamp="$VENV/.g2s-requirements.sha256"
+want=$(cat "$ROOT/tools/requirements.txt" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  log "creating/updating venv $VENV"
+  [ -x "$VENV/bin/python" ] || "$PY_SYS" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade "pip==24.2" "setuptools==75.1.0" wheel
+  "$VENV/bin/python" -m pip install -q -r "$ROOT/tools/requirements.txt"
+  "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$ROOT"
+  echo "$want" > "$stamp"
+else
+  log "venv: up to date ($VENV)"
+fi
+
+# ---- 3. Caffe -----------------------------------------------------------------------
+python3 "$ROOT/tools/caffe/build_caffe.py" --variant cpu --python "$VENV/bin/python" --venv "$VENV" \
+  ${G2S_CAFFE_ARGS:-}
+
+# ---- 4. registry assets -------------------------------------------------------------
+if [ -f "$ROOT/data_prep/assets.py" ]; then
+  "$VENV/bin/python" -m data_prep.assets
+fi
+log "done in $(( $(date +%s) - t0 )) s"
