@@ -16,6 +16,9 @@ from .errors import G2SError
 
 # (name, module, one line for `g2s --help`)
 COMMANDS: list[tuple[str, str, str]] = [
+    ("prep", "data_prep.prep", "detect, align and crop CelebA/LFWA into per-scheme LMDBs (paper §2.2, §3.1)"),
+    ("compare", "g2s_caffe.compare", "put accuracies next to the paper's Tables 1-3 (Markdown, CSV, PNG)"),
+    ("gen", "g2s_caffe.gen", "write the nets and solvers of Steps 1-3 for an attribute list (prototxt/)"),
 ]
 
 

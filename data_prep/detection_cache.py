@@ -1,0 +1,62 @@
+"""Per-image detection + alignment results, appended as JSON lines and reread on resume.
+
+One file per split (``OUT/.cache/<split>.jsonl``), one object per image: its final state
+(detected / fallback / discarded / missing), the reason, the chosen face and its Alignment.
+A kill -9 can leave at most a torn last line: ``load`` drops it (truncating the file back to
+the last complete line) and that image is simply detected again.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+class DetectionCache:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.entries: dict[str, dict] = {}
+        self._fh = None
+
+    def load(self) -> "DetectionCache":
+        if not self.path.exists():
+            return self
+        data = self.path.read_bytes()
+        good = 0
+        for line in data.splitlines(keepends=True):
+            if not line.endswith(b"\n"):
+                break
+            try:
+                e = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            self.entries[e["name"]] = e
+            good += len(line)
+        if good != len(data):
+            with open(self.path, "r+b") as f:
+                f.truncate(good)
+        return self
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.entries
+
+    def __getitem__(self, name: str) -> dict:
+        return self.entries[name]
+
+    def add(self, entry: dict) -> None:
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "a", encoding="utf-8")
+        self._fh.write(json.dumps(entry, sort_keys=True) + "\n")
+        self.entries[entry["name"]] = entry
+
+    def flush(self) -> None:
+        if self._fh is not None:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self.flush()
+            self._fh.close()
+            self._fh = None

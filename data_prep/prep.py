@@ -1,0 +1,423 @@
+"""Prepare CelebA or LFWA for training: detect, align, crop (8 schemes), write LMDBs.
+
+Per split, in three resumable phases (kill -9 at any time; rerun the same command):
+1. detect: MTCNN once per image, in --workers processes; the chosen face, its eye
+   alignment and the image's state go to OUT/.cache/<split>.jsonl (see detection_cache).
+   States: detected; fallback (test image, no face: the dataset's box and landmarks, §3.1);
+   discarded (train/val image with no face, or an unusable file); missing (listed, not on
+   disk, under --missing report).  Every listed image ends in exactly one state.
+2. index: the kept images (detected + fallback) in dataset order get indices 0..N-1.
+3. write: per kept image the crops of every scheme (one warpAffine each, JPEG-encoded in the
+   workers) and its labels go to OUT/<split>/<what>_lmdb.partial, committed in batches,
+   renamed into place when complete; then OUT/<split>/report.csv.
+Last, OUT/contact_sheet.png and OUT/manifest.json (atomically).  The on-disk format is
+g2s_caffe/layout.py.  A run over a finished OUT with the same options does nothing.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import platform
+import sys
+from pathlib import Path
+
+from g2s_caffe import layout
+from g2s_caffe.crops import CROP_SCHEMES
+from g2s_caffe.errors import G2SError
+
+from . import align as al
+from .detection_cache import DetectionCache
+from .images import BadImage, load_image
+from .lmdb_build import INITIAL_MAP_SIZE, ResumableLmdb, content_sha256
+from .records import DatasetIndex, ImageRecord
+
+STATES = ("detected", "fallback", "discarded", "missing")
+KEPT = ("detected", "fallback")
+CACHE = ".cache"
+REPORT_FIELDS = ("name", "state", "index", "reason", "conversion", "faces", "score", "angle", "listed_at")
+
+# ------------------------------------------------------------------ worker side
+_DETECTOR = None
+
+
+def _detector():
+    global _DETECTOR
+    if _DETECTOR is None:
+        from data_prep.mtcnn import MTCNN
+        _DETECTOR = MTCNN()
+    return _DETECTOR
+
+
+def detect_task(task: tuple) -> dict:
+    """Detect, choose and align the face of one image: its cache entry."""
+    name, path, split, ref_box, ref_lm, centre_fraction = task
+    entry = {"name": name, "faces": 0, "score": None, "face": None, "alignment": None, "conversion": ""}
+    try:
+        img, entry["conversion"] = load_image(Path(path))
+    except BadImage as e:
+        return {**entry, "state": "discarded", "reason": f"unusable image: {e}"}
+    h, w = img.shape[:2]
+    if ref_box is None and centre_fraction:
+        ref_box = al.centre_box(w, h, centre_fraction)
+    faces = _detector().detect(img)
+    entry["faces"] = len(faces)
+    face, why = al.choose_face(faces, ref_box, ref_lm)
+    if face is not None:
+        lm = [[float(x), float(y)] for x, y in face.landmarks]
+        entry["face"] = {"box": [float(v) for v in face.box], "landmarks": lm}
+        entry["score"] = float(face.score)
+        entry["alignment"] = al.align(face.box, lm).to_json()
+        return {**entry, "state": "detected", "reason": f"chosen by {why}"}
+    if split != "test":
+        return {**entry, "state": "discarded", "reason": f"{why} ({split} image: discarded, paper §3.1)"}
+    if ref_box is None:
+        return {**entry, "state": "discarded", "reason": f"{why}, and the dataset gives no face box to fall back on"}
+    entry["alignment"] = al.align(al.xywh_to_xyxy(ref_box), ref_lm).to_json()
+    return {**entry, "state": "fallback", "reason": f"{why}; test image: the dataset's box and landmarks"}
+
+
+def crop_task(task: tuple) -> tuple[int, list[bytes] | str]:
+    """(index, JPEG bytes per scheme) of one kept image, or (index, error text)."""
+    import cv2
+
+    index, path, alignment, schemes, size, quality = task
+    try:
+        img, _ = load_image(Path(path))
+    except BadImage as e:
+        return index, str(e)
+    out = al.crops(img, al.Alignment.from_json(alignment), schemes, size)
+    encoded = []
+    for s in schemes:
+        ok, buf = cv2.imencode(".jpg", out[s], [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if not ok:
+            return index, f"JPEG encoding of crop {s} failed"
+        encoded.append(buf.tobytes())
+    return index, encoded
+
+
+# ------------------------------------------------------------------ main side
+class Workers:
+    """A lazily started process pool; workers run single-threaded BLAS (one core each)."""
+
+    def __init__(self, n: int):
+        self.n = max(1, int(n))
+        self.pool = None
+
+    def imap(self, fn, tasks, chunksize: int = 2):
+        if self.pool is None:
+            saved = {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "GLOG_minloglevel")}
+            os.environ.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", GLOG_minloglevel="2")
+            try:   # spawn: children inherit this environment before numpy/Caffe start their threads
+                self.pool = mp.get_context("spawn").Pool(self.n)
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+        return self.pool.imap(fn, tasks, chunksize=chunksize)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
+
+
+def _progress(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", mininterval=0.5, smoothing=0.1, file=sys.stderr)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _check_params(out: Path, params: dict) -> str:
+    """'done' if OUT is finished with these parameters, else 'go'; a clear error on a clash."""
+    manifest = out / layout.MANIFEST
+    if manifest.is_file():
+        old = json.loads(manifest.read_text()).get("parameters")
+        if old == params:
+            return "done"
+        raise G2SError(f"{manifest}: {out} was prepared with other options ({_diff(old, params)}); "
+                       "choose another --out, or delete it to prepare again")
+    pfile = out / CACHE / "params.json"
+    if pfile.is_file():
+        old = json.loads(pfile.read_text())
+        if old != params:
+            raise G2SError(f"{pfile}: {out} holds an unfinished run with other options ({_diff(old, params)}); "
+                           "rerun with the same options to finish it, or delete the directory")
+    else:
+        pfile.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(pfile, json.dumps(params, indent=2, sort_keys=True).encode())
+    return "go"
+
+
+def _diff(old: dict | None, new: dict) -> str:
+    old = old or {}
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return ", ".join(f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in keys) or "unknown"
+
+
+def detect_split(records: list[ImageRecord], cache: DetectionCache, workers: Workers,
+                 centre_fraction: float | None, split: str, flush_every: int) -> None:
+    for r in records:
+        if not r.on_disk and r.name not in cache:
+            cache.add({"name": r.name, "state": "missing", "reason": f"listed at {r.where}, not on disk: {r.path}",
+                       "faces": 0, "score": None, "face": None, "alignment": None, "conversion": ""})
+    todo = [r for r in records if r.name not in cache]
+    cache.flush()
+    if not todo:
+        return
+    tasks = [(r.name, str(r.path), r.split, r.box, r.landmarks, centre_fraction) for r in todo]
+    with _progress(len(todo), f"{split}: detect") as bar:
+        for i, entry in enumerate(workers.imap(detect_task, tasks), 1):
+            cache.add(entry)
+            bar.update(1)
+            if i % flush_every == 0:
+                cache.flush()
+    cache.flush()
+
+
+def write_split(out: Path, split: str, kept: list[ImageRecord], cache: DetectionCache, schemes: list[str],
+                size: int, quality: int, workers: Workers, commit_every: int, map_size: int) -> dict:
+    """Phase 3; returns {what: ResumableLmdb} (all published)."""
+    dbs = {w: ResumableLmdb(layout.lmdb_dir(out, split, w), map_size) for w in (layout.LABELS, *schemes)}
+    pending = {w: db.open() for w, db in dbs.items() if not db.published}
+    try:
+        if not pending:
+            return dbs
+        nxt = {w: db.next_index() for w, db in pending.items()}
+        start = min(nxt.values())
+        need = [s for s in schemes if s in pending]
+        tasks = ((i, str(kept[i].path), cache[kept[i].name]["alignment"], need, size, quality)
+                 for i in range(start, len(kept)))
+        batches: dict[str, list] = {w: [] for w in pending}
+
+        def commit():
+            for w, items in batches.items():
+                if items:
+                    pending[w].write(items)
+                    items.clear()
+
+        with _progress(len(kept) - start, f"{split}: crop+write") as bar:
+            results = workers.imap(crop_task, tasks) if need else ((i, []) for i in range(start, len(kept)))
+            for done, (i, res) in enumerate(results, 1):
+                r = kept[i]
+                if isinstance(res, str):
+                    raise G2SError(f"{r.path}: {res}, although it was read during detection; the file "
+                                   f"changed. Restore it, or delete {out / CACHE / (split + '.jsonl')} "
+                                   "and the *.partial LMDBs to detect again")
+                key = layout.key_for(i, r.name).encode()
+                if layout.LABELS in pending and i >= nxt[layout.LABELS]:
+                    batches[layout.LABELS].append((key, layout.label_datum(r.labels, i)))
+                for s, jpeg in zip(need, res):
+                    if i >= nxt[s]:
+                        batches[s].append((key, layout.image_datum(jpeg, size, i)))
+                bar.update(1)
+                if done % commit_every == 0:
+                    commit()
+            commit()
+        for db in pending.values():
+            db.publish()
+        return dbs
+    finally:
+        for db in pending.values():
+            db.close()
+
+
+def write_report(out: Path, split: str, records: list[ImageRecord], cache: DetectionCache,
+                 index_of: dict[str, int]) -> dict[str, int]:
+    counts = dict.fromkeys(STATES, 0)
+    rows = []
+    for r in records:
+        e = cache[r.name]
+        counts[e["state"]] += 1
+        rows.append({"name": r.name, "state": e["state"], "index": index_of.get(r.name, ""),
+                     "reason": e["reason"], "conversion": e.get("conversion", ""), "faces": e["faces"],
+                     "score": "" if e["score"] is None else f"{e['score']:.4f}",
+                     "angle": "" if e["alignment"] is None else f"{e['alignment']['angle']:.2f}",
+                     "listed_at": r.where})
+    import io
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=REPORT_FIELDS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    path = layout.report_path(out, split)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, buf.getvalue().encode())
+    return counts
+
+
+def tool_versions() -> dict:
+    import cv2
+    import lmdb
+    import numpy
+
+    from g2s_caffe import __version__
+    v = {"g2s_caffe": __version__, "python": platform.python_version(), "opencv": cv2.__version__,
+         "numpy": numpy.__version__, "lmdb": lmdb.__version__}
+    try:
+        import caffe
+        v["caffe"] = getattr(caffe, "__version__", "unknown")
+    except Exception as e:  # the manifest still records why
+        v["caffe"] = f"not importable ({type(e).__name__})"
+    return v
+
+
+def prepare(index: DatasetIndex, out: Path, *, schemes: list[str], splits: list[str] | None = None,
+            image_size: int = 240, jpeg_quality: int = 95, workers: int = 1, limit: int | None = None,
+            commit_every: int = 256, map_size: int = INITIAL_MAP_SIZE, extra_params: dict | None = None,
+            contact_samples: int = 4) -> dict:
+    """Run the whole pipeline into ``out``; returns the manifest."""
+    from .contact_sheet import write_contact_sheet
+
+    out = Path(out)
+    available = index.splits()
+    splits = splits or available
+    for s in splits:
+        if s not in available:
+            raise G2SError(f"split {s!r} has no images in {index.dataset} (its splits: {', '.join(available)}); "
+                           "fix --splits")
+    for s in schemes:
+        if s not in CROP_SCHEMES:
+            raise G2SError(f"unknown crop scheme {s!r} (the paper's: {', '.join(CROP_SCHEMES)}); fix --schemes")
+    params = {"dataset": index.dataset, "splits": list(splits), "schemes": list(schemes),
+              "image_size": image_size, "jpeg_quality": jpeg_quality, "limit": limit,
+              "attributes": list(index.attributes),
+              "face_choice": {"max_landmark_error": al.MAX_LANDMARK_ERROR, "min_iou": al.MIN_IOU,
+                              "lfw_centre_box_fraction": index.centre_box_fraction},
+              "padding": "constant black", **(extra_params or {})}
+    out.mkdir(parents=True, exist_ok=True)
+    if _check_params(out, params) == "done":
+        print(f"{out}: already prepared with these options; nothing to do")
+        return json.loads((out / layout.MANIFEST).read_text())
+
+    pool = Workers(workers)
+    manifest = {"format": layout.FORMAT, "dataset": index.dataset, "attributes": list(index.attributes),
+                "image_size": image_size, "encoding": "jpeg", "jpeg_quality": jpeg_quality,
+                "schemes": list(schemes), "splits": {}, "tool": tool_versions(), "parameters": params,
+                "sources": index.sources, "checksum": "sha256 over (len, key, len, value) of every record in key order"}
+    samples = []
+    try:
+        for split in splits:
+            records = index.split(split)[:limit] if limit else index.split(split)
+            cache = DetectionCache(out / CACHE / f"{split}.jsonl").load()
+            try:
+                detect_split(records, cache, pool, index.centre_box_fraction, split, max(1, commit_every))
+            finally:
+                cache.close()
+            kept = [r for r in records if cache[r.name]["state"] in KEPT]
+            index_of = {r.name: i for i, r in enumerate(kept)}
+            dbs = write_split(out, split, kept, cache, list(schemes), image_size, jpeg_quality, pool,
+                              max(1, commit_every), map_size)
+            counts = write_report(out, split, records, cache, index_of)
+            keys = [layout.key_for(i, r.name) for i, r in enumerate(kept)]
+            lmdbs = {}
+            for what, db in dbs.items():
+                sha, n = content_sha256(db.final)
+                if n != len(kept):
+                    raise G2SError(f"{db.final}: holds {n} records, expected {len(kept)}; "
+                                   f"delete it and rerun to rebuild it")
+                lmdbs[what] = {"path": str(db.final.relative_to(out)), "sha256": sha,
+                               "bytes": sum(f.stat().st_size for f in db.final.iterdir())}
+            manifest["splits"][split] = {
+                "count": len(kept), "listed": len(records),
+                "keys_sha256": hashlib.sha256("\n".join(keys).encode()).hexdigest(),
+                "lmdbs": lmdbs, "states": counts, "report": str(layout.report_path(out, split).relative_to(out))}
+            print(f"{split}: {len(records)} listed -> " + ", ".join(f"{counts[s]} {s}" for s in STATES)
+                  + f"; {len(kept)} written", file=sys.stderr)
+            for r in kept:
+                if len(samples) < contact_samples and cache[r.name]["state"] == "detected":
+                    samples.append((r, cache[r.name]))
+    finally:
+        pool.close()
+    if samples:
+        write_contact_sheet(out / "contact_sheet.png", samples, list(schemes))
+        manifest["contact_sheet"] = "contact_sheet.png"
+    _atomic_write(out / layout.MANIFEST, json.dumps(manifest, indent=2).encode())
+    print(f"{out}: prepared ({', '.join(f'{s} {manifest['splits'][s]['count']}' for s in splits)} images; "
+          f"reports in <split>/report.csv)", file=sys.stderr)
+    return manifest
+
+
+# ------------------------------------------------------------------ CLI
+def add_arguments(p) -> None:
+    p.add_argument("dataset", choices=("celeba", "lfwa"), help="which dataset layout --root holds")
+    p.add_argument("--root", type=Path, required=True,
+                   help="celeba: img_celeba/ + list_*.txt (also in Anno/, Eval/); lfwa: lfw/ + the two .mat files")
+    p.add_argument("--out", type=Path, required=True, help="output directory (resumable; see g2s_caffe/layout.py)")
+    p.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="processes (one MTCNN each)")
+    p.add_argument("--splits", default=None, help="comma list of train,val,test (default: all the dataset has)")
+    p.add_argument("--schemes", default=",".join(CROP_SCHEMES), help="crop schemes to write (paper §2.2)")
+    p.add_argument("--image-size", type=int, default=240, help="side of the square crops in pixels")
+    p.add_argument("--jpeg-quality", type=int, default=95, help="JPEG quality of the stored crops")
+    p.add_argument("--aligned", action="store_true", help="celeba: use img_align_celeba/ and its landmarks")
+    p.add_argument("--missing", choices=("error", "report"), default="error",
+                   help="an image listed but not on disk: stop with an error, or record it as 'missing'")
+    p.add_argument("--limit", type=int, default=None, help="only the first N images of each split")
+    p.add_argument("--images", type=Path, default=None, help="image directory, if not in the standard place")
+    p.add_argument("--attr-file", type=Path, default=None, help="list_attr_celeba.txt / lfw_att_40.mat")
+    p.add_argument("--partition-file", type=Path, default=None, help="celeba: list_eval_partition.txt")
+    p.add_argument("--bbox-file", type=Path, default=None, help="celeba: list_bbox_celeba.txt")
+    p.add_argument("--landmarks-file", type=Path, default=None, help="celeba: list_landmarks_(align_)celeba.txt")
+    p.add_argument("--indices-file", type=Path, default=None, help="lfwa: indices_train_test.mat")
+    p.add_argument("--commit-every", type=int, default=256, help="images per LMDB transaction / cache flush")
+    p.add_argument("--map-size", type=int, default=INITIAL_MAP_SIZE, help="initial LMDB map size in bytes (grows)")
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def read_dataset(args) -> DatasetIndex:
+    from g2s_caffe.attributes import default_attributes
+
+    if args.dataset == "celeba":
+        from .celeba import read_celeba
+        files = {"images": args.images, "attr": args.attr_file, "partition": args.partition_file,
+                 "bbox": args.bbox_file, "landmarks": args.landmarks_file}
+        index = read_celeba(args.root, aligned=args.aligned, missing=args.missing,
+                            files={k: v for k, v in files.items() if v})
+        expected = default_attributes("celeba").names
+        if index.attributes != expected:
+            raise G2SError(f"{index.sources['attr']}: attribute names {index.attributes} differ from CelebA's "
+                           f"{expected} (g2s_caffe/data/attributes/celeba.yaml)")
+        return index
+    if args.aligned or args.bbox_file or args.partition_file or args.landmarks_file:
+        raise G2SError("--aligned, --bbox-file, --partition-file and --landmarks-file are CelebA options")
+    from .lfwa import read_lfwa
+    files = {"images": args.images, "attr": args.attr_file, "indices": args.indices_file}
+    index = read_lfwa(args.root, missing=args.missing, files={k: v for k, v in files.items() if v})
+    expected = default_attributes("lfwa").names
+    if len(index.attributes) != len(expected):
+        raise G2SError(f"{index.sources['attr']}: {len(index.attributes)} attributes, expected {len(expected)} "
+                       "(g2s_caffe/data/attributes/lfwa.yaml)")
+    index.sources["attribute_names_in_file"] = ", ".join(index.attributes)
+    index.attributes = list(expected)
+    return index
+
+
+def run(args) -> int:
+    if not 1 <= args.jpeg_quality <= 100:
+        raise G2SError(f"--jpeg-quality {args.jpeg_quality}: must be 1..100")
+    if args.image_size < 8:
+        raise G2SError(f"--image-size {args.image_size}: must be at least 8")
+    if args.limit is not None and args.limit < 1:
+        raise G2SError(f"--limit {args.limit}: must be at least 1")
+    index = read_dataset(args)
+    prepare(index, args.out, schemes=_csv(args.schemes) or list(CROP_SCHEMES), splits=_csv(args.splits),
+            image_size=args.image_size, jpeg_quality=args.jpeg_quality, workers=args.workers,
+            limit=args.limit, commit_every=args.commit_every, map_size=args.map_size,
+            extra_params={"aligned": bool(args.aligned), "missing": args.missing})
+    return 0

@@ -1,0 +1,352 @@
+"""Evaluate trained nets on a prepared split: per-image probabilities and per-attribute accuracy.
+
+For each run under --runs (or the one --run), every attribute's final net (its deploy net and
+final weights) is applied to the split's image LMDB of the attribute's crop scheme, exactly as
+at test time in §3.1: the centre crop and mean of the train_val net's TEST ``data`` layer, no
+mirroring.  A Step-1 joint net (``prob`` of shape (N, T, 2)) gives all its attributes from one
+pass, so every step combination of Table 1 is evaluated the same way.
+
+Writes, per run, ``<run>/eval/<split>/``: ``probs.npz`` + ``probs.csv`` (P(attribute) per
+image), ``metrics.csv`` and ``accuracy.png``; and one results CSV over all runs (--out), in the
+format ``g2s compare`` reads.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import layout, metrics
+from .compare import save_figure_atomic, write_atomic
+from .errors import G2SError
+
+PROB_BLOB = "prob"
+DATA_BLOB = "data"
+RESULT_COLUMNS = ["run", "dataset", "split", "attribute", "accuracy", "balanced_accuracy",
+                  "n", "positives", "tp", "tn", "fp", "fn", "scheme"]
+
+
+@dataclass(frozen=True)
+class EvalNet:
+    """One attribute's final net: where it is and which output slot is the attribute."""
+    attribute: str
+    attr_index: int | None      # index into prob's T axis for a joint net; None: prob is (N, 2)
+    scheme: str                 # crop scheme whose LMDB it reads
+    deploy: Path
+    weights: Path
+    train_val: Path
+
+
+@dataclass(frozen=True)
+class Transform:
+    crop_size: int              # 0: no crop
+    mean: tuple[float, ...]     # per channel (BGR), or one value for all
+    scale: float
+
+
+# ------------------------------------------------------------------ reading nets
+def eval_transform(train_val: Path) -> Transform:
+    """crop_size, mean_value and scale of the TEST-phase layer named "data" in train_val."""
+    from google.protobuf import text_format
+    from caffe.proto import caffe_pb2
+
+    net = caffe_pb2.NetParameter()
+    try:
+        text_format.Merge(Path(train_val).read_text(), net)
+    except (OSError, text_format.ParseError) as e:
+        raise G2SError(f"{train_val}: cannot read the train_val net ({e})") from e
+    found = None
+    for layer in net.layer:
+        if layer.name != DATA_BLOB:
+            continue
+        phases = {r.phase for r in layer.include if r.HasField("phase")}
+        if not phases or caffe_pb2.TEST in phases:
+            found = layer
+    if found is None:
+        raise G2SError(f"{train_val}: no TEST-phase layer named {DATA_BLOB!r}; cannot tell the "
+                       "test crop and mean (regenerate the nets with `g2s gen`)")
+    tp = found.transform_param
+    if tp.mean_file:
+        raise G2SError(f"{train_val}: layer {DATA_BLOB!r} uses mean_file; only mean_value is supported")
+    if tp.mirror:
+        raise G2SError(f"{train_val}: the TEST {DATA_BLOB!r} layer mirrors; evaluation uses no augmentation")
+    return Transform(int(tp.crop_size), tuple(float(v) for v in tp.mean_value), float(tp.scale))
+
+
+def preprocess(jpegs: list[bytes], tf: Transform, where: list[str]) -> np.ndarray:
+    """Decode (BGR, like Caffe's Data layer), centre-crop, subtract the mean, scale: (N, 3, c, c)."""
+    import cv2
+
+    out = []
+    for raw, name in zip(jpegs, where):
+        img = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
+        if img is None:
+            raise G2SError(f"{name}: the image datum is not a decodable JPEG; rerun g2s prep")
+        h, w = img.shape[:2]
+        c = tf.crop_size
+        if c:
+            if c > h or c > w:
+                raise G2SError(f"{name}: image {w}x{h} is smaller than crop_size {c}")
+            # Caffe's TEST crop: offsets (h - c) / 2, (w - c) / 2, integer division.
+            y0, x0 = (h - c) // 2, (w - c) // 2
+            img = img[y0:y0 + c, x0:x0 + c]
+        x = img.astype(np.float32)
+        if tf.mean:
+            x -= np.asarray(tf.mean if len(tf.mean) == 3 else tf.mean * 3, np.float32)
+        if tf.scale != 1.0:
+            x *= tf.scale
+        out.append(x.transpose(2, 0, 1))
+    return np.stack(out)
+
+
+# ------------------------------------------------------------------ reading the split
+def iter_split(data: layout.PreparedDataset, split: str, scheme: str, batch: int):
+    """Batches of (keys, labels (n, T), JPEG bytes) of one split and crop scheme, in key order.
+    Streamed, so a 20k-image test split never sits in memory."""
+    import lmdb
+    from caffe.proto import caffe_pb2
+
+    lab_path, img_path = data.lmdb(split, layout.LABELS), data.lmdb(split, scheme)
+    with lmdb.open(str(lab_path), readonly=True, lock=False) as le, \
+            lmdb.open(str(img_path), readonly=True, lock=False) as ie, \
+            le.begin() as lt, ie.begin() as it:
+        n_lab, n_img = lt.stat()["entries"], it.stat()["entries"]
+        if n_lab != n_img:
+            raise G2SError(f"{split}: {lab_path} has {n_lab} entries but {img_path} has {n_img}; "
+                           "rerun g2s prep")
+        if not n_lab:
+            raise G2SError(f"{lab_path}: the {split} split is empty")
+        keys, labels, jpegs = [], [], []
+        for (k1, v1), (k2, v2) in zip(lt.cursor(), it.cursor()):
+            if k1 != k2:
+                raise G2SError(f"{img_path}: key {k2.decode()!r} where {lab_path} has {k1.decode()!r}; "
+                               "the LMDBs of a split must hold the same keys (rerun g2s prep)")
+            _, lab = layout.parse_label_datum(v1)
+            if len(lab) != len(data.attributes):
+                raise G2SError(f"{lab_path}: {k1.decode()} has {len(lab)} labels, the manifest "
+                               f"lists {len(data.attributes)} attributes")
+            d = caffe_pb2.Datum()
+            d.ParseFromString(v2)
+            keys.append(k1.decode())
+            labels.append(lab)
+            jpegs.append(d.data)
+            if len(keys) == batch:
+                yield keys, np.asarray(labels, np.int64), jpegs
+                keys, labels, jpegs = [], [], []
+        if keys:
+            yield keys, np.asarray(labels, np.int64), jpegs
+
+
+# ------------------------------------------------------------------ running nets
+def forward_probs(net_items: list[EvalNet], batches, progress=None):
+    """Run one (deploy, weights) over the batches: (P(attribute) per served attribute, keys, labels)."""
+    import caffe
+
+    first = net_items[0]
+    for p in (first.deploy, first.weights):
+        if not Path(p).is_file():
+            raise G2SError(f"{p}: missing (the run's final net for {first.attribute}); "
+                           "finish training with `g2s train` first")
+    tf = eval_transform(first.train_val)
+    net = caffe.Net(str(first.deploy), caffe.TEST, weights=str(first.weights))
+    if DATA_BLOB not in net.blobs or PROB_BLOB not in net.blobs:
+        raise G2SError(f"{first.deploy}: a deploy net needs blobs {DATA_BLOB!r} and {PROB_BLOB!r}")
+    out: dict[str, list[np.ndarray]] = {it.attribute: [] for it in net_items}
+    all_keys, all_labels = [], []
+    for keys, labels, jpegs in batches:
+        x = preprocess(jpegs, tf, keys)
+        net.blobs[DATA_BLOB].reshape(*x.shape)
+        net.blobs[DATA_BLOB].data[...] = x
+        prob = net.forward()[PROB_BLOB].reshape(len(x), -1, 2)
+        if not np.allclose(prob.sum(axis=2), 1.0, atol=1e-3):
+            raise G2SError(f"{first.deploy}: blob {PROB_BLOB!r} is not a softmax over two outputs "
+                           "(it must end in Softmax; regenerate with `g2s gen`)")
+        for it in net_items:
+            t = 0 if it.attr_index is None else it.attr_index
+            if t >= prob.shape[1]:
+                raise G2SError(f"{it.deploy}: {it.attribute} is output {t}, but {PROB_BLOB!r} "
+                               f"has {prob.shape[1]}")
+            if it.attr_index is None and prob.shape[1] != 1:
+                raise G2SError(f"{it.deploy}: {PROB_BLOB!r} holds {prob.shape[1]} attributes but the run "
+                               f"gives no index for {it.attribute}")
+            out[it.attribute].append(prob[:, t, 1].astype(np.float64))
+        all_keys += keys
+        all_labels.append(labels)
+        if progress is not None:
+            progress.update(len(x))
+    return ({a: np.concatenate(v) for a, v in out.items()}, all_keys, np.concatenate(all_labels))
+
+
+@dataclass
+class EvalResult:
+    run: str
+    dataset: str
+    split: str
+    attributes: list[str]
+    schemes: list[str]
+    keys: list[str]
+    probs: np.ndarray               # (N, T) P(attribute)
+    labels: np.ndarray              # (N, T)
+    scores: list[metrics.AttributeScore]
+
+
+def evaluate(run_name: str, items: list[EvalNet], data: layout.PreparedDataset, split: str,
+             batch: int = 32, show_progress: bool = True) -> EvalResult:
+    """Apply every attribute's net to the split; one pass per distinct (deploy, weights, scheme)."""
+    from tqdm import tqdm
+
+    if not items:
+        raise G2SError(f"run {run_name}: no final nets to evaluate")
+    names = [it.attribute for it in items]
+    for it in items:
+        if it.attribute not in data.attributes:
+            raise G2SError(f"{data.root / layout.MANIFEST}: no attribute {it.attribute!r} "
+                           f"(run {run_name} was trained on another attribute list?)")
+        data.lmdb(split, it.scheme)   # a clear error before any net runs
+    groups: dict[tuple, list[EvalNet]] = {}
+    for it in items:
+        groups.setdefault((str(it.deploy), str(it.weights), it.scheme), []).append(it)
+    probs: dict[str, np.ndarray] = {}
+    keys_ref = labels = None
+    n = data.count(split)
+    with tqdm(total=n * len(groups), unit="img", desc=f"eval {run_name} ({split})",
+              disable=not show_progress) as bar:
+        for (_, _, scheme), group in groups.items():
+            p, keys, lab = forward_probs(group, iter_split(data, split, scheme, batch), bar)
+            if keys_ref is None:
+                keys_ref, labels = keys, lab
+            elif keys != keys_ref:
+                raise G2SError(f"{data.root}: the {split} LMDBs of crop schemes hold different keys; "
+                               "rerun g2s prep")
+            probs.update(p)
+    cols = [data.attributes.index(a) for a in names]
+    P = np.stack([probs[a] for a in names], axis=1)
+    Y = labels[:, cols]
+    return EvalResult(run_name, str(data.manifest.get("dataset", "")), split, names,
+                      [it.scheme for it in items], keys_ref, P, Y, metrics.score(P, Y, names))
+
+
+# ------------------------------------------------------------------ writing results
+def result_rows(r: EvalResult) -> list[list]:
+    rows = []
+    for s, scheme in zip(r.scores, r.schemes):
+        rows.append([r.run, r.dataset, r.split, s.name, f"{100 * s.accuracy:.4f}",
+                     f"{100 * s.balanced_accuracy:.4f}", s.n, s.positives, s.tp, s.tn, s.fp, s.fn, scheme])
+    return rows
+
+
+def _csv_text(header: list[str], rows) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def write_run_outputs(r: EvalResult, out_dir: Path) -> list[Path]:
+    out_dir = Path(out_dir)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, keys=np.asarray(r.keys), attributes=np.asarray(r.attributes),
+                        probs=r.probs.astype(np.float32), labels=r.labels.astype(np.uint8))
+    prob_rows = ([k, *(f"{p:.6f}" for p in row), *map(int, lab)]
+                 for k, row, lab in zip(r.keys, r.probs, r.labels))
+    header = ["key", *(f"p_{a}" for a in r.attributes), *(f"y_{a}" for a in r.attributes)]
+    rows = result_rows(r)
+    avg = metrics.mean_accuracy(r.scores), metrics.mean_balanced_accuracy(r.scores)
+    summary = {"run": r.run, "dataset": r.dataset, "split": r.split, "images": len(r.keys),
+               "attributes": len(r.attributes), "mean_accuracy": 100 * avg[0],
+               "mean_balanced_accuracy": 100 * avg[1]}
+    return [write_atomic(out_dir / "probs.npz", buf.getvalue()),
+            write_atomic(out_dir / "probs.csv", _csv_text(header, prob_rows)),
+            write_atomic(out_dir / "metrics.csv", _csv_text(RESULT_COLUMNS, rows)),
+            write_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n"),
+            plot_scores(r, out_dir / "accuracy.png")]
+
+
+def plot_scores(r: EvalResult, path: Path) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = np.arange(len(r.scores))
+    acc = [100 * s.accuracy for s in r.scores]
+    bal = [100 * s.balanced_accuracy for s in r.scores]
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(x)), 4.5))
+    ax.bar(x - 0.2, acc, 0.4, label=f"accuracy (mean {np.mean(acc):.2f})")
+    ax.bar(x + 0.2, bal, 0.4, label=f"balanced accuracy (mean {np.mean(bal):.2f})")
+    ax.set_xticks(x)
+    ax.set_xticklabels(r.attributes, rotation=90, fontsize=8)
+    ax.set_ylim(max(0, min(acc + bal) - 10), 100)
+    ax.set_ylabel("%")
+    ax.set_title(f"{r.run}: {r.split} split, {len(r.keys)} images")
+    ax.legend(fontsize=8)
+    try:
+        return save_figure_atomic(fig, path)
+    finally:
+        plt.close(fig)
+
+
+# ------------------------------------------------------------------ runs
+def nets_of_run(run) -> list[EvalNet]:
+    """EvalNet per attribute from a g2s_caffe.runs.Run (its final nets)."""
+    items = []
+    for name, index, job in run.final_nets():
+        j = job if isinstance(job, dict) else vars(job)
+        final = j.get("final") or {}
+        if not final.get("path"):
+            raise G2SError(f"{run.dir}: job {j.get('id')} ({name}) has no final weights; "
+                           "finish it with `g2s train` first")
+        base = Path(run.dir)
+        items.append(EvalNet(name, index, j["scheme"], base / j["deploy"], base / final["path"],
+                             base / j["train_val"]))
+    return items
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runs", type=Path, required=True, help="directory of runs (or one run directory)")
+    p.add_argument("--run", default=None, help="evaluate only this run (a name under --runs)")
+    p.add_argument("--split", default="test", choices=layout.SPLITS, help="which prepared split")
+    p.add_argument("--data", type=Path, default=None,
+                   help="prepared dataset directory (default: the one each run was trained on)")
+    p.add_argument("--batch", type=int, default=32, help="images per forward pass")
+    p.add_argument("--out", type=Path, default=None,
+                   help="results CSV for `g2s compare` (default: RUNS/eval_<split>.csv)")
+
+
+def run(args) -> int:
+    from . import runs as runs_mod
+
+    if args.batch < 1:
+        raise G2SError(f"--batch must be >= 1, got {args.batch}")
+    root = Path(args.runs)
+    if (root / "manifest.json").is_file():        # one run directory
+        selected = [runs_mod.load_run(root)]
+        out = args.out or root.parent / f"eval_{args.split}.csv"
+    else:
+        all_runs = runs_mod.list_runs(root)
+        if args.run:
+            all_runs = [r for r in all_runs if r.name == args.run]
+            if not all_runs:
+                raise G2SError(f"{root}: no run named {args.run!r}")
+        if not all_runs:
+            raise G2SError(f"{root}: no runs (a run is a directory with manifest.json from `g2s train`)")
+        selected = all_runs
+        out = args.out or root / f"eval_{args.split}.csv"
+    rows = []
+    for r in selected:
+        data = layout.open_prepared(args.data or Path(r.manifest["data"]))
+        res = evaluate(r.name, nets_of_run(r), data, args.split, args.batch)
+        files = write_run_outputs(res, Path(r.dir) / "eval" / args.split)
+        rows += result_rows(res)
+        print(f"{r.name}: {args.split} {len(res.keys)} images, {len(res.attributes)} attributes: "
+              f"mean accuracy {100 * metrics.mean_accuracy(res.scores):.2f}%, "
+              f"mean balanced accuracy {100 * metrics.mean_balanced_accuracy(res.scores):.2f}% "
+              f"({files[0].parent})")
+    write_atomic(out, _csv_text(RESULT_COLUMNS, rows))
+    print(f"wrote {out} (compare with the paper: g2s compare {out})")
+    return 0

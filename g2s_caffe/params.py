@@ -1,0 +1,124 @@
+"""The paper's hyper-parameters (§2.1, §3.1), each once, by name.
+
+Everything the generated prototxt/solver files say about learning comes from here; the
+tests read the values back from the files, not from this module.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# ---------------------------------------------------------------- per-layer learning rates
+# §3.1: "lr_mult as 1 on all convolutional layers ... 3, 5 and 8 on the last three fully
+# connected layers".
+LR_MULT_CONV = 1
+LR_MULT_FC6 = 3
+LR_MULT_FC7 = 5
+LR_MULT_FC8 = 8
+WEIGHT_DECAY_MULT = 1
+
+
+@dataclass(frozen=True)
+class BiasPolicy:
+    """How a bias blob learns relative to its layer's weights."""
+    lr_factor: float   # bias lr_mult = lr_factor * weight lr_mult
+    decay_mult: float  # bias decay_mult
+
+
+# The paper does not say what biases get.  Caffe's reference nets (CaffeNet, VGG's own
+# fine-tuning files) use twice the weight's rate and no weight decay; we do the same.
+BIAS_POLICY = BiasPolicy(lr_factor=2.0, decay_mult=0.0)
+
+
+def param_spec(lr_mult: float) -> list[dict]:
+    """``param`` entries of a layer with weight + bias whose weights learn at ``lr_mult``."""
+    return [dict(lr_mult=lr_mult, decay_mult=WEIGHT_DECAY_MULT),
+            dict(lr_mult=BIAS_POLICY.lr_factor * lr_mult, decay_mult=BIAS_POLICY.decay_mult)]
+
+
+# Param specs per layer kind.
+CONV_PARAM = param_spec(LR_MULT_CONV)
+FC6_PARAM = param_spec(LR_MULT_FC6)
+FC7_PARAM = param_spec(LR_MULT_FC7)
+FC8_PARAM = param_spec(LR_MULT_FC8)
+
+# Fillers only matter for what no caffemodel initializes (the new heads, and every layer
+# of the small variant, which trains from scratch): He init suits the ReLU trunk,
+# VGG's own N(0, 0.01) the linear heads.
+TRUNK_WEIGHT_FILLER = dict(type="msra")
+HEAD_WEIGHT_FILLER = dict(type="gaussian", std=0.01)
+BIAS_FILLER = dict(type="constant", value=0.0)
+
+# ---------------------------------------------------------------- architecture (VGG-16)
+# Output channels of each conv of each block, conv1_x .. conv5_x (VGG-16 = VGG-Face).
+VGG16_BLOCKS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
+CONV_KERNEL = 3
+CONV_PAD = 1
+POOL_KERNEL = 2
+POOL_STRIDE = 2
+FC_DIM = 4096
+DROPOUT = 0.5
+OUTPUTS_PER_ATTRIBUTE = 2   # a 2-way softmax per binary attribute
+
+# ---------------------------------------------------------------- input (§2.1, §3.1)
+IMAGE_SIZE = 240            # face crops are stored at 240 x 240
+CROP_SIZE = 224             # random 224 crop + mirror for training, the centre for testing
+# VGG-Face's mean, BGR order, on 0-255 pixels (vgg_face_caffe: 129.1863, 104.7624, 93.5940 RGB).
+VGG_FACE_MEAN_BGR = (93.5940, 104.7624, 129.1863)
+
+# ---------------------------------------------------------------- solver (§3.1)
+SOLVER_TYPE = "SGD"
+BATCH = 128
+BASE_LR = 1e-4
+MOMENTUM = 0.9
+WEIGHT_DECAY = 5e-4
+LR_POLICY = "inv"
+GAMMA = 1e-4
+POWER = 0.5
+MAX_ITER_STEP1 = 120000
+MAX_ITER_STEP23 = 40000
+
+# Not in the paper (our choices for monitoring and resuming).
+TEST_BATCH = 64
+TEST_INTERVAL = 2000
+SNAPSHOT = 10000
+DISPLAY = 20
+RANDOM_SEED = 1701
+
+# Standard sizes of the monitor splits (CelebA paper: 162,770 / 19,867 / 19,962;
+# LFWA: 6,263 train / 6,880 test, no validation split).
+MONITOR_SPLIT = {"celeba": "val", "lfwa": "test"}
+MONITOR_SIZE = {"celeba": 19867, "lfwa": 6880}
+
+
+# ---------------------------------------------------------------- variants
+@dataclass(frozen=True)
+class NetShape:
+    """Size knobs of the one VGG-16 builder (the full variant is the paper's net)."""
+    width_mult: float = 1.0      # conv channels = round(VGG-16 channels * width_mult)
+    fc_dim: int = FC_DIM         # fc6/fc7 outputs
+    crop_size: int = CROP_SIZE
+    image_size: int = IMAGE_SIZE
+
+
+@dataclass(frozen=True)
+class SolverSettings:
+    batch_size: int = BATCH              # effective batch (per-forward batch x iter_size)
+    iter_size: int = 1
+    test_batch_size: int = TEST_BATCH
+    max_iter_step1: int = MAX_ITER_STEP1
+    max_iter_step23: int = MAX_ITER_STEP23
+    test_interval: int = TEST_INTERVAL
+    snapshot: int = SNAPSHOT
+    seed: int = RANDOM_SEED
+    solver_mode: str = "GPU"             # the paper trained on GPU
+
+
+FULL_NET = NetShape()
+FULL_SOLVER = SolverSettings()
+# CPU tests and the demo: the same nets, 1/16 of the channels (4 .. 32), a 56 crop of 64
+# images: a Step-1 forward+backward of batch 32 takes ~65 ms here (1/8: ~150 ms).
+SMALL_NET = NetShape(width_mult=1 / 16, fc_dim=128, crop_size=56, image_size=64)
+SMALL_SOLVER = SolverSettings(batch_size=32, test_batch_size=32, max_iter_step1=2000,
+                              max_iter_step23=500, test_interval=200, snapshot=500,
+                              solver_mode="CPU")
+VARIANTS = {"full": (FULL_NET, FULL_SOLVER), "small": (SMALL_NET, SMALL_SOLVER)}

@@ -1,0 +1,48 @@
+"""The paper's SGD solver (§3.1) as a caffe_pb2.SolverParameter."""
+from __future__ import annotations
+
+import math
+
+from caffe.proto import caffe_pb2
+
+from . import params as hp
+from .errors import G2SError
+
+
+def forward_batch(settings: hp.SolverSettings) -> int:
+    """Per-forward batch: ``iter_size`` forwards accumulate one effective batch."""
+    if settings.iter_size < 1 or settings.batch_size % settings.iter_size:
+        raise G2SError(f"--iter-size {settings.iter_size} must be >= 1 and divide --batch-size "
+                       f"{settings.batch_size} (the effective batch is kept; pick a divisor)")
+    return settings.batch_size // settings.iter_size
+
+
+def test_iterations(monitor_size: int, test_batch: int) -> int:
+    """TEST forwards that cover the whole monitor split (the last batch wraps around)."""
+    return math.ceil(monitor_size / test_batch)
+
+
+def solver(net: str, snapshot_prefix: str, max_iter: int, monitor_size: int,
+           settings: hp.SolverSettings) -> caffe_pb2.SolverParameter:
+    mode = settings.solver_mode.upper()
+    if mode not in ("CPU", "GPU"):
+        raise G2SError(f"--solver-mode {settings.solver_mode!r}: expected CPU or GPU")
+    s = caffe_pb2.SolverParameter()
+    s.net = net
+    s.type = hp.SOLVER_TYPE
+    s.base_lr = hp.BASE_LR
+    s.lr_policy = hp.LR_POLICY
+    s.gamma = hp.GAMMA
+    s.power = hp.POWER
+    s.momentum = hp.MOMENTUM
+    s.weight_decay = hp.WEIGHT_DECAY
+    s.max_iter = max_iter
+    s.iter_size = settings.iter_size
+    s.test_iter.append(test_iterations(monitor_size, settings.test_batch_size))
+    s.test_interval = settings.test_interval
+    s.display = hp.DISPLAY
+    s.snapshot = settings.snapshot
+    s.snapshot_prefix = snapshot_prefix
+    s.solver_mode = getattr(caffe_pb2.SolverParameter, mode)
+    s.random_seed = settings.seed
+    return s

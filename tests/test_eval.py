@@ -1,0 +1,144 @@
+"""Evaluation with real Caffe on tiny nets and a tiny real prepared dataset.
+
+The reference for "what Caffe's Data layer sees" is Caffe itself: the train_val net's TEST
+phase reads the same LMDB through its Data layer (decode, centre crop, mean); evaluation's own
+decode + crop + mean must give the same probabilities.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from support import make_tiny_prepared
+
+pytestmark = pytest.mark.caffe
+
+ATTRS = ["Bald", "Eyeglasses", "Smiling"]
+MEAN = (104.0, 117.0, 123.0)
+CROP = 28
+
+
+def _body(n, data, outputs: int, joint: int | None):
+    """conv -> relu -> fc(outputs) [-> reshape (N, T, 2)] -> softmax "prob"."""
+    from caffe import layers as L
+
+    n.conv1 = L.Convolution(data, num_output=4, kernel_size=3, stride=2,
+                            weight_filler=dict(type="gaussian", std=0.05), bias_filler=dict(type="constant", value=0.1))
+    n.relu1 = L.ReLU(n.conv1, in_place=True)
+    n.fc = L.InnerProduct(n.relu1, num_output=outputs, weight_filler=dict(type="gaussian", std=0.02),
+                          bias_filler=dict(type="gaussian", std=0.5))
+    if joint:
+        n.fc_r = L.Reshape(n.fc, shape=dict(dim=[0, joint, 2]))
+        n.prob = L.Softmax(n.fc_r, axis=2)
+    else:
+        n.prob = L.Softmax(n.fc)
+
+
+def make_tiny_net(dirpath, lmdb_path, n_test: int, joint: int | None, seed: int):
+    """Write train_val.prototxt (TEST data layer only), deploy.prototxt and random weights."""
+    import caffe
+    from caffe import layers as L, params as P
+
+    dirpath.mkdir(parents=True, exist_ok=True)
+    outputs = 2 * joint if joint else 2
+    tv = caffe.NetSpec()
+    tv.data, tv.index = L.Data(source=str(lmdb_path), backend=P.Data.LMDB, batch_size=n_test, ntop=2,
+                               transform_param=dict(crop_size=CROP, mean_value=list(MEAN), mirror=False),
+                               include=dict(phase=caffe.TEST), name="data")
+    _body(tv, tv.data, outputs, joint)
+    (dirpath / "train_val.prototxt").write_text(str(tv.to_proto()))
+    dp = caffe.NetSpec()
+    dp.data = L.Input(shape=dict(dim=[1, 3, CROP, CROP]))
+    _body(dp, dp.data, outputs, joint)
+    (dirpath / "deploy.prototxt").write_text(str(dp.to_proto()))
+    caffe.set_random_seed(seed)
+    net = caffe.Net(str(dirpath / "deploy.prototxt"), caffe.TEST)
+    net.save(str(dirpath / "final.caffemodel"))
+    return dirpath / "deploy.prototxt", dirpath / "final.caffemodel", dirpath / "train_val.prototxt"
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    root = tmp_path_factory.mktemp("prep")
+    return make_tiny_prepared(root / "data", ATTRS, counts={"test": 20}, schemes=("a", "g"), seed=3)
+
+
+def _caffe_reference(train_val, weights, n_test):
+    import caffe
+
+    net = caffe.Net(str(train_val), caffe.TEST, weights=str(weights))
+    net.forward()
+    return net.blobs["prob"].data.reshape(n_test, -1, 2)[:, :, 1].copy(), net.blobs["index"].data.copy()
+
+
+def test_joint_and_single_nets_match_caffes_data_layer(prepared, tmp_path):
+    from g2s_caffe import evaluate, layout, metrics
+
+    data = layout.open_prepared(prepared)
+    joint = make_tiny_net(tmp_path / "step1", data.lmdb("test", "a"), 20, joint=3, seed=1)
+    single = make_tiny_net(tmp_path / "step3_Eyeglasses", data.lmdb("test", "g"), 20, joint=None, seed=2)
+    items = [evaluate.EvalNet("Bald", 0, "a", *joint), evaluate.EvalNet("Smiling", 2, "a", *joint),
+             evaluate.EvalNet("Eyeglasses", None, "g", *single)]
+    res = evaluate.evaluate("mixed", items, data, "test", batch=7, show_progress=False)  # 7: a ragged last batch
+
+    ref_joint, index = _caffe_reference(joint[2], joint[1], 20)
+    ref_single, _ = _caffe_reference(single[2], single[1], 20)
+    assert index.tolist() == list(range(20))           # the Data layer read in key order, like eval
+    assert res.attributes == ["Bald", "Smiling", "Eyeglasses"]
+    np.testing.assert_allclose(res.probs[:, 0], ref_joint[:, 0], atol=1e-5)
+    np.testing.assert_allclose(res.probs[:, 1], ref_joint[:, 2], atol=1e-5)
+    np.testing.assert_allclose(res.probs[:, 2], ref_single[:, 0], atol=1e-5)
+    assert res.probs.std() > 1e-3                      # not all the same answer
+
+    # Labels: straight from the labels LMDB, reordered to the evaluated attributes.
+    import lmdb
+    with lmdb.open(str(data.lmdb("test", "labels")), readonly=True, lock=False) as env, env.begin() as txn:
+        lab = np.array([layout.parse_label_datum(v)[1] for _, v in txn.cursor()])
+    np.testing.assert_array_equal(res.labels, lab[:, [0, 2, 1]])
+    want = metrics.score(res.probs, res.labels, res.attributes)
+    assert [s.accuracy for s in res.scores] == [s.accuracy for s in want]
+
+
+def test_outputs_are_written_for_compare(prepared, tmp_path):
+    import csv
+
+    from g2s_caffe import evaluate, layout
+
+    data = layout.open_prepared(prepared)
+    net = make_tiny_net(tmp_path / "n", data.lmdb("test", "a"), 20, joint=3, seed=5)
+    items = [evaluate.EvalNet(a, i, "a", *net) for i, a in enumerate(ATTRS)]
+    res = evaluate.evaluate("steps_1", items, data, "test", show_progress=False)
+    files = evaluate.write_run_outputs(res, tmp_path / "out")
+    assert sorted(f.name for f in files) == ["accuracy.png", "metrics.csv", "probs.csv", "probs.npz", "summary.json"]
+    z = np.load(tmp_path / "out" / "probs.npz")
+    np.testing.assert_allclose(z["probs"], res.probs, atol=1e-6)
+    assert z["keys"].tolist() == res.keys and z["attributes"].tolist() == ATTRS
+    rows = list(csv.DictReader(open(tmp_path / "out" / "metrics.csv")))
+    assert [r["attribute"] for r in rows] == ATTRS
+    for r, s in zip(rows, res.scores):
+        assert float(r["accuracy"]) == pytest.approx(100 * s.accuracy, abs=1e-3)
+        assert int(r["tp"]) + int(r["tn"]) + int(r["fp"]) + int(r["fn"]) == 20
+    probs_csv = list(csv.reader(open(tmp_path / "out" / "probs.csv")))
+    assert probs_csv[0] == ["key", "p_Bald", "p_Eyeglasses", "p_Smiling", "y_Bald", "y_Eyeglasses", "y_Smiling"]
+    assert len(probs_csv) == 21
+
+
+def test_bad_nets_and_data_are_clear_errors(prepared, tmp_path):
+    from g2s_caffe import evaluate, layout
+    from g2s_caffe.errors import G2SError
+
+    data = layout.open_prepared(prepared)
+    deploy, weights, tv = make_tiny_net(tmp_path / "n", data.lmdb("test", "a"), 20, joint=None, seed=1)
+    with pytest.raises(G2SError, match="missing"):
+        evaluate.evaluate("r", [evaluate.EvalNet("Bald", None, "a", deploy, tmp_path / "nope.caffemodel", tv)],
+                          data, "test", show_progress=False)
+    with pytest.raises(G2SError, match="no attribute 'Young'"):
+        evaluate.evaluate("r", [evaluate.EvalNet("Young", None, "a", deploy, weights, tv)], data, "test",
+                          show_progress=False)
+    with pytest.raises(G2SError, match="crop scheme 'h' was not prepared"):
+        evaluate.evaluate("r", [evaluate.EvalNet("Bald", None, "h", deploy, weights, tv)], data, "test",
+                          show_progress=False)
+    bad_tv = tmp_path / "bad.prototxt"
+    bad_tv.write_text(tv.read_text().replace('name: "data"', 'name: "images"', 1))
+    with pytest.raises(G2SError, match="no TEST-phase layer named 'data'"):
+        evaluate.eval_transform(bad_tv)
