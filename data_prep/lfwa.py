@@ -108,9 +108,9 @@ def read_lfwa(root: Path, missing: str = "error", files: dict[str, Path] | None 
                       else [f"attr_{i + 1}" for i in range(labels.shape[1])])
     if len(attr_names) != labels.shape[1]:
         raise G2SError(f"{attr_p}: {len(attr_names)} AttrName entries but label has {labels.shape[1]} columns")
-    values = set(np.unique(labels).tolist())
+    values = {float(v) for v in np.unique(labels)}
     if not (values <= {0, 1} or values <= {-1, 1}):
-        raise G2SError(f"{attr_p}: label holds {sorted(values)}; expected 0/1 or -1/1")
+        raise G2SError(f"{attr_p}: label holds the values {', '.join(f'{v:g}' for v in sorted(values))}; expected 0/1 or -1/1")
     seen: dict[str, int] = {}
     for i, n in enumerate(names):
         if n in seen:

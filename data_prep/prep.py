@@ -346,8 +346,8 @@ def prepare(index: DatasetIndex, out: Path, *, schemes: list[str], splits: list[
         write_contact_sheet(out / "contact_sheet.png", samples, list(schemes))
         manifest["contact_sheet"] = "contact_sheet.png"
     _atomic_write(out / layout.MANIFEST, json.dumps(manifest, indent=2).encode())
-    print(f"{out}: prepared ({', '.join(f'{s} {manifest['splits'][s]['count']}' for s in splits)} images; "
-          f"reports in <split>/report.csv)", file=sys.stderr)
+    written = ", ".join(f"{s} {manifest['splits'][s]['count']}" for s in splits)
+    print(f"{out}: prepared ({written} images; reports in <split>/report.csv)", file=sys.stderr)
     return manifest
 
 

@@ -2,7 +2,7 @@
 
   g2s gen --all                       the committed tree: prototxt/{celeba,lfwa}/...
   g2s gen --attributes my.yaml --dataset mine --out prototxt
-  g2s gen --variant small --out /tmp/nets     1/8-width VGG-16 on 56x56 crops (CPU demo/tests)
+  g2s gen --variant small --out /tmp/nets     1/16-width VGG-16 on 56x56 crops (CPU demo/tests)
 
 Tree: OUT/<dataset>/step1/{train_val,deploy,solver}.prototxt and
 OUT/<dataset>/step{2,3}/<attribute>/{train_val,deploy,solver}.prototxt; every file starts

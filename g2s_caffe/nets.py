@@ -57,6 +57,13 @@ def max_pool(bottom):
     return L.Pooling(bottom, pool=P.Pooling.MAX, kernel_size=hp.POOL_KERNEL, stride=hp.POOL_STRIDE)
 
 
+def slice_columns(bottom, points: list[int]):
+    """Slice along axis 1 at ``points``; always a list of tops (one top when no points)."""
+    if not points:
+        return [L.Slice(bottom, ntop=1, axis=1)]
+    return list(L.Slice(bottom, ntop=len(points) + 1, axis=1, slice_point=points))
+
+
 def head(bottom, nout):
     return L.InnerProduct(bottom, num_output=nout, param=hp.FC8_PARAM,
                           weight_filler=hp.HEAD_WEIGHT_FILLER, bias_filler=hp.BIAS_FILLER)
@@ -151,9 +158,8 @@ def step1_net(names: list[str], shape: hp.NetShape, data: DataSpec | None = None
         n[PROB] = L.Softmax(n.fc8_pairs, axis=2)
     else:
         n.silence_index = L.Silence(n.data_index, n.labels_index, ntop=0)
-        scores = L.Slice(n[STEP1_HEAD], ntop=T, axis=1, slice_point=[per * t for t in range(1, T)])
-        labels = L.Slice(n.labels, ntop=T, axis=1, slice_point=list(range(1, T)))
-        scores, labels = ([x] if T == 1 else list(x) for x in (scores, labels))
+        scores = slice_columns(n[STEP1_HEAD], [per * t for t in range(1, T)])
+        labels = slice_columns(n.labels, list(range(1, T)))
         for attr, score, label in zip(names, scores, labels):
             n[f"fc8_{attr}"] = score
             n[f"label_{attr}"] = label
@@ -181,7 +187,7 @@ def attribute_net(names: list[str], index: int, shape: hp.NetShape, data: DataSp
         unused = [n.data_index, n.labels_index]
         points = [p for p in (index, index + 1) if 0 < p < T]
         if points:
-            pieces = list(L.Slice(n.labels, ntop=len(points) + 1, axis=1, slice_point=points))
+            pieces = slice_columns(n.labels, points)
             at = 1 if index > 0 else 0
             if at:
                 n.labels_before = pieces[0]

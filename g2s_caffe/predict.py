@@ -40,15 +40,18 @@ class FacePrediction:
 class Predictor:
     """The run's final nets, loaded once; one pass per distinct (deploy, weights)."""
 
-    def __init__(self, items: list[EvalNet], image_size: int, cut_schemes: list[str] | None = None):
+    def __init__(self, items: list[EvalNet], image_size: int, cut_schemes: list[str] | None = None,
+                 jpeg_quality: int = 95):
         """cut_schemes: the schemes `g2s prep` cut together for the training data (the
-        shared pre-shrink depends on the set); default: the schemes the nets need."""
+        shared pre-shrink depends on the set); default: the schemes the nets need.
+        jpeg_quality: the prepared data's, so the nets see the same JPEG artefacts."""
         import caffe
 
         if not items:
             raise G2SError("no final nets to predict with")
         self.items = items
         self.image_size = image_size
+        self.jpeg_quality = jpeg_quality
         needed = sorted({it.scheme for it in items})
         self.cut_schemes = sorted(set(cut_schemes or []) | set(needed))
         self.groups: list[tuple[object, Transform, list[EvalNet]]] = []
@@ -73,7 +76,7 @@ class Predictor:
         n = len(next(iter(crops.values())))
         out: list[dict[str, float]] = [{} for _ in range(n)]
         for net, tf, group in self.groups:
-            x = _preprocess_arrays(crops[group[0].scheme], tf)
+            x = _preprocess_arrays(crops[group[0].scheme], tf, self.jpeg_quality)
             net.blobs[DATA_BLOB].reshape(*x.shape)
             net.blobs[DATA_BLOB].data[...] = x
             prob = net.forward()[PROB_BLOB].reshape(n, -1, 2)
@@ -85,14 +88,14 @@ class Predictor:
         return [{a: d[a] for a in order} for d in out]
 
 
-def _preprocess_arrays(imgs: list[np.ndarray], tf: Transform) -> np.ndarray:
+def _preprocess_arrays(imgs: list[np.ndarray], tf: Transform, quality: int) -> np.ndarray:
     """Same centre crop + mean as evaluation, from decoded crops.  The crops are JPEG
     round-tripped like the training LMDB's images so the nets see the same kind of input."""
     import cv2
 
     jpegs = []
     for img in imgs:
-        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
         if not ok:
             raise G2SError("could not JPEG-encode a face crop")
         jpegs.append(buf.tobytes())
@@ -208,14 +211,15 @@ def run(args) -> int:
         if not p.is_file():
             raise G2SError(f"{p}: no such image")
     r = _pick_run(Path(args.runs), args.run)
-    size, schemes = args.image_size, None
+    size, schemes, quality = args.image_size, None, 95
     try:
         data = layout.open_prepared(Path(r.manifest["data"]))
         size, schemes = size or data.image_size, data.schemes
+        quality = int(data.manifest.get("jpeg_quality", quality))
     except G2SError as e:
         if size is None:
             raise G2SError(f"{e}; or pass --image-size (240 for the paper's nets)") from None
-    predictor = Predictor(nets_of_run(r), size, schemes)
+    predictor = Predictor(nets_of_run(r), size, schemes, quality)
     detector = MTCNN()
     for path in tqdm(args.images, desc="predict", unit="img", disable=len(args.images) < 2):
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)

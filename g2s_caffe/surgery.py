@@ -52,7 +52,44 @@ def _blob_array(blob) -> np.ndarray:
         shape = tuple(blob.shape.dim)
     else:   # legacy 4-D blob
         shape = (blob.num, blob.channels, blob.height, blob.width)
-    return np.asarray(blob.data, dtype=np.float32).reshape(shape)
+    return _packed_data(blob).reshape(shape)
+
+
+BLOB_DATA_FIELD = 5          # BlobProto.data: repeated float, packed
+WIRE_VARINT, WIRE_64, WIRE_BYTES, WIRE_32 = 0, 1, 2, 5
+
+
+def _packed_data(blob) -> np.ndarray:
+    """BlobProto.data as float32, read straight from the wire bytes: converting protobuf's
+    repeated field element by element takes ~20 s for VGG's fc6, this takes well under 1 s."""
+    raw = blob.SerializeToString()
+    pos = 0
+    while pos < len(raw):
+        key, pos = _varint(raw, pos)
+        field, wire = key >> 3, key & 7
+        if wire == WIRE_BYTES:
+            length, pos = _varint(raw, pos)
+            if field == BLOB_DATA_FIELD:
+                return np.frombuffer(raw, dtype="<f4", count=length // 4, offset=pos)
+            pos += length
+        elif wire == WIRE_VARINT:
+            _, pos = _varint(raw, pos)
+        else:
+            pos += 8 if wire == WIRE_64 else 4
+    if blob.double_data:
+        return np.asarray(blob.double_data, dtype=np.float32)
+    return np.asarray(blob.data, dtype=np.float32)   # empty, or unpacked floats (none seen)
+
+
+def _varint(raw: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = raw[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
 
 
 def _fits(src: np.ndarray, dst_shape: tuple[int, ...]) -> bool:

@@ -1,0 +1,103 @@
+"""P-Net, R-Net and O-Net of MTCNN (Zhang et al. 2016) as Caffe nets, built with NetSpec.
+
+Layer names follow the original det1/det2/det3 prototxts.  The nets take an ordinary
+NCHW image (rows = image y); weights.py transposes the kernels of the MATLAB-trained
+weights, which expect a (W, H)-transposed input, so that no transpose is needed at run time.
+Caffe's MAX pooling rounds up, which equals TF/Keras "same" padding (extra row/column at the
+end, never a padded value in the max) for these sizes and equals "valid" for the two
+3x3/2 pools where Keras uses "valid" (checked numerically in tests/test_mtcnn.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class NetDef:
+    name: str          # pnet / rnet / onet (also the weight file stem of the mtcnn wheel)
+    size: int          # input side (P-Net: nominal, reshaped per scale at run time)
+    outputs: tuple     # output blob names, in the order detect() reads them
+
+
+def _conv_prelu(n, bottom, name, num, k):
+    from caffe import layers as L
+    conv = L.Convolution(bottom, num_output=num, kernel_size=k, stride=1)
+    setattr(n, f"conv{name}", conv)
+    setattr(n, f"PReLU{name}", L.PReLU(conv, in_place=True))
+    return conv
+
+
+def _pool(n, bottom, name, k, s):
+    from caffe import layers as L, params as P
+    pool = L.Pooling(bottom, pool=P.Pooling.MAX, kernel_size=k, stride=s)
+    setattr(n, f"pool{name}", pool)
+    return pool
+
+
+def pnet_spec(h: int = 12, w: int = 12):
+    """Fully convolutional proposal net: 12x12 windows at stride 2."""
+    import caffe
+    from caffe import layers as L
+    n = caffe.NetSpec()
+    n.data = L.Input(shape=dict(dim=[1, 3, h, w]))
+    x = _conv_prelu(n, n.data, "1", 10, 3)
+    x = _pool(n, x, "1", 2, 2)
+    x = _conv_prelu(n, x, "2", 16, 3)
+    x = _conv_prelu(n, x, "3", 32, 3)
+    setattr(n, "conv4-1", L.Convolution(x, num_output=2, kernel_size=1))  # face / not face
+    setattr(n, "conv4-2", L.Convolution(x, num_output=4, kernel_size=1))  # box regression
+    n.prob1 = L.Softmax(getattr(n, "conv4-1"))
+    return n
+
+
+def rnet_spec(batch: int = 1):
+    """Refinement net on 24x24 crops."""
+    import caffe
+    from caffe import layers as L
+    n = caffe.NetSpec()
+    n.data = L.Input(shape=dict(dim=[batch, 3, 24, 24]))
+    x = _conv_prelu(n, n.data, "1", 28, 3)
+    x = _pool(n, x, "1", 3, 2)
+    x = _conv_prelu(n, x, "2", 48, 3)
+    x = _pool(n, x, "2", 3, 2)
+    x = _conv_prelu(n, x, "3", 64, 2)
+    n.conv4 = L.InnerProduct(x, num_output=128)
+    n.prelu4 = L.PReLU(n.conv4, in_place=True)
+    setattr(n, "conv5-1", L.InnerProduct(n.conv4, num_output=2))
+    setattr(n, "conv5-2", L.InnerProduct(n.conv4, num_output=4))
+    n.prob1 = L.Softmax(getattr(n, "conv5-1"))
+    return n
+
+
+def onet_spec(batch: int = 1):
+    """Output net on 48x48 crops: score, box regression and 5 landmarks."""
+    import caffe
+    from caffe import layers as L
+    n = caffe.NetSpec()
+    n.data = L.Input(shape=dict(dim=[batch, 3, 48, 48]))
+    x = _conv_prelu(n, n.data, "1", 32, 3)
+    x = _pool(n, x, "1", 3, 2)
+    x = _conv_prelu(n, x, "2", 64, 3)
+    x = _pool(n, x, "2", 3, 2)
+    x = _conv_prelu(n, x, "3", 64, 3)
+    x = _pool(n, x, "3", 2, 2)
+    x = _conv_prelu(n, x, "4", 128, 2)
+    n.conv5 = L.InnerProduct(x, num_output=256)
+    n.prelu5 = L.PReLU(n.conv5, in_place=True)
+    setattr(n, "conv6-1", L.InnerProduct(n.conv5, num_output=2))
+    setattr(n, "conv6-2", L.InnerProduct(n.conv5, num_output=4))
+    setattr(n, "conv6-3", L.InnerProduct(n.conv5, num_output=10))
+    n.prob1 = L.Softmax(getattr(n, "conv6-1"))
+    return n
+
+
+NETS = {
+    "pnet": (NetDef("pnet", 12, ("prob1", "conv4-2")), pnet_spec),
+    "rnet": (NetDef("rnet", 24, ("prob1", "conv5-2")), rnet_spec),
+    "onet": (NetDef("onet", 48, ("prob1", "conv6-2", "conv6-3")), onet_spec),
+}
+
+
+def prototxt(name: str) -> str:
+    """The deploy prototxt text of one net (generated, never hand-written)."""
+    return f'name: "{name}"\n' + str(NETS[name][1]().to_proto())
