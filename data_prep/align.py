@@ -17,8 +17,8 @@ ONE affine map, so every crop is a single ``cv2.warpAffine`` (one interpolation)
 Padding: a crop that leaves the image is filled with constant black, never shifted.  Black
 says "no picture here"; replicated borders would invent texture (streaks of hair, collar or
 skin) exactly where attributes such as hats, necklaces and neckties are judged.
-Strong downscaling (a face larger than 2 S px) is pre-shrunk once per image with area
-averaging to avoid aliasing; the composition keeps the geometry exact.
+Strong downscaling (a face box taller than 2 S px) is pre-shrunk once per image to a box of
+2 S px with area averaging, against aliasing; the composed maps keep the geometry exact.
 """
 from __future__ import annotations
 
@@ -159,8 +159,9 @@ def apply(m: np.ndarray, points) -> np.ndarray:
 def crops(img: np.ndarray, al: Alignment, schemes, size: int) -> dict[str, np.ndarray]:
     """The S x S BGR crop of every scheme, each one warpAffine of the (pre-shrunk) image."""
     mats = {s: crop_matrix(al, s, size) for s in schemes}
-    # Largest scale factor among the schemes (the tightest crop).
-    scale = max(float(np.sqrt(abs(np.linalg.det(m[:, :2])))) for m in mats.values())
+    # The pre-shrink depends on the face box only, never on which schemes are asked for,
+    # so a scheme's crop is the same whatever else is cropped with it.
+    scale = size / max(float(al.box[3]), 1e-6)
     src, pre = img, np.eye(3)
     if scale < 0.5:
         h, w = img.shape[:2]

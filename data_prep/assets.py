@@ -10,6 +10,9 @@ import sys
 
 # "module:function" of each step, run in order.
 STEPS: list[str] = [
+    "data_prep.mtcnn.weights:ensure_weights",
+    "data_prep.photos:ensure_photos",
+    "data_prep.demo_data:ensure_demo_data",
 ]
 
 

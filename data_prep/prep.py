@@ -1,13 +1,13 @@
 """Prepare CelebA or LFWA for training: detect, align, crop (8 schemes), write LMDBs.
 
-Per split, in three resumable phases (kill -9 at any time; rerun the same command):
-1. detect: MTCNN once per image, in --workers processes; the chosen face, its eye
+In three resumable phases (kill -9 at any time; rerun the same command):
+1. detect (all splits in one stream): MTCNN once per image, in --workers processes; the chosen face, its eye
    alignment and the image's state go to OUT/.cache/<split>.jsonl (see detection_cache).
    States: detected; fallback (test image, no face: the dataset's box and landmarks, §3.1);
    discarded (train/val image with no face, or an unusable file); missing (listed, not on
    disk, under --missing report).  Every listed image ends in exactly one state.
-2. index: the kept images (detected + fallback) in dataset order get indices 0..N-1.
-3. write: per kept image the crops of every scheme (one warpAffine each, JPEG-encoded in the
+2. index: per split, the kept images (detected + fallback) in dataset order get 0..N-1.
+3. write, per split: per kept image the crops of every scheme (one warpAffine each, JPEG-encoded in the
    workers) and its labels go to OUT/<split>/<what>_lmdb.partial, committed in batches,
    renamed into place when complete; then OUT/<split>/report.csv.
 Last, OUT/contact_sheet.png and OUT/manifest.json (atomically).  The on-disk format is
@@ -169,24 +169,33 @@ def _diff(old: dict | None, new: dict) -> str:
     return ", ".join(f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in keys) or "unknown"
 
 
-def detect_split(records: list[ImageRecord], cache: DetectionCache, workers: Workers,
-                 centre_fraction: float | None, split: str, flush_every: int) -> None:
-    for r in records:
-        if not r.on_disk and r.name not in cache:
-            cache.add({"name": r.name, "state": "missing", "reason": f"listed at {r.where}, not on disk: {r.path}",
-                       "faces": 0, "score": None, "face": None, "alignment": None, "conversion": ""})
-    todo = [r for r in records if r.name not in cache]
-    cache.flush()
+def detect_splits(records: dict[str, list[ImageRecord]], caches: dict[str, DetectionCache], workers: Workers,
+                  centre_fraction: float | None, flush_every: int) -> None:
+    """Phase 1 for every split in one stream of work, so the workers never wait between splits."""
+    todo = []
+    for split, recs in records.items():
+        cache = caches[split]
+        for r in recs:
+            if r.name in cache:
+                continue
+            if not r.on_disk:
+                cache.add({"name": r.name, "state": "missing", "reason": f"listed at {r.where}, not on disk: {r.path}",
+                           "faces": 0, "score": None, "face": None, "alignment": None, "conversion": ""})
+            else:
+                todo.append(r)
+        cache.flush()
     if not todo:
         return
     tasks = [(r.name, str(r.path), r.split, r.box, r.landmarks, centre_fraction) for r in todo]
-    with _progress(len(todo), f"{split}: detect") as bar:
-        for i, entry in enumerate(workers.imap(detect_task, tasks), 1):
-            cache.add(entry)
+    with _progress(len(todo), "detect+align") as bar:
+        for i, (r, entry) in enumerate(zip(todo, workers.imap(detect_task, tasks)), 1):
+            caches[r.split].add(entry)
             bar.update(1)
             if i % flush_every == 0:
-                cache.flush()
-    cache.flush()
+                for c in caches.values():
+                    c.flush()
+    for c in caches.values():
+        c.flush()
 
 
 def write_split(out: Path, split: str, kept: list[ImageRecord], cache: DetectionCache, schemes: list[str],
@@ -309,19 +318,21 @@ def prepare(index: DatasetIndex, out: Path, *, schemes: list[str], splits: list[
                 "schemes": list(schemes), "splits": {}, "tool": tool_versions(), "parameters": params,
                 "sources": index.sources, "checksum": "sha256 over (len, key, len, value) of every record in key order"}
     samples = []
+    records = {sp: (index.split(sp)[:limit] if limit else index.split(sp)) for sp in splits}
+    caches = {sp: DetectionCache(out / CACHE / f"{sp}.jsonl").load() for sp in splits}
     try:
+        try:
+            detect_splits(records, caches, pool, index.centre_box_fraction, max(1, commit_every))
+        finally:
+            for c in caches.values():
+                c.close()
         for split in splits:
-            records = index.split(split)[:limit] if limit else index.split(split)
-            cache = DetectionCache(out / CACHE / f"{split}.jsonl").load()
-            try:
-                detect_split(records, cache, pool, index.centre_box_fraction, split, max(1, commit_every))
-            finally:
-                cache.close()
-            kept = [r for r in records if cache[r.name]["state"] in KEPT]
+            cache = caches[split]
+            kept = [r for r in records[split] if cache[r.name]["state"] in KEPT]
             index_of = {r.name: i for i, r in enumerate(kept)}
             dbs = write_split(out, split, kept, cache, list(schemes), image_size, jpeg_quality, pool,
                               max(1, commit_every), map_size)
-            counts = write_report(out, split, records, cache, index_of)
+            counts = write_report(out, split, records[split], cache, index_of)
             keys = [layout.key_for(i, r.name) for i, r in enumerate(kept)]
             lmdbs = {}
             for what, db in dbs.items():
@@ -332,10 +343,10 @@ def prepare(index: DatasetIndex, out: Path, *, schemes: list[str], splits: list[
                 lmdbs[what] = {"path": str(db.final.relative_to(out)), "sha256": sha,
                                "bytes": sum(f.stat().st_size for f in db.final.iterdir())}
             manifest["splits"][split] = {
-                "count": len(kept), "listed": len(records),
+                "count": len(kept), "listed": len(records[split]),
                 "keys_sha256": hashlib.sha256("\n".join(keys).encode()).hexdigest(),
                 "lmdbs": lmdbs, "states": counts, "report": str(layout.report_path(out, split).relative_to(out))}
-            print(f"{split}: {len(records)} listed -> " + ", ".join(f"{counts[s]} {s}" for s in STATES)
+            print(f"{split}: {len(records[split])} listed -> " + ", ".join(f"{counts[s]} {s}" for s in STATES)
                   + f"; {len(kept)} written", file=sys.stderr)
             for r in kept:
                 if len(samples) < contact_samples and cache[r.name]["state"] == "detected":
@@ -358,7 +369,7 @@ def add_arguments(p) -> None:
                    help="celeba: img_celeba/ + list_*.txt (also in Anno/, Eval/); lfwa: lfw/ + the two .mat files")
     p.add_argument("--out", type=Path, required=True, help="output directory (resumable; see g2s_caffe/layout.py)")
     p.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="processes (one MTCNN each)")
-    p.add_argument("--splits", default=None, help="comma list of train,val,test (default: all the dataset has)")
+    p.add_argument("--splits", default=None, help="comma list of train,val,test; none = all the dataset has")
     p.add_argument("--schemes", default=",".join(CROP_SCHEMES), help="crop schemes to write (paper §2.2)")
     p.add_argument("--image-size", type=int, default=240, help="side of the square crops in pixels")
     p.add_argument("--jpeg-quality", type=int, default=95, help="JPEG quality of the stored crops")

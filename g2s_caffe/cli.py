@@ -17,8 +17,12 @@ from .errors import G2SError
 # (name, module, one line for `g2s --help`)
 COMMANDS: list[tuple[str, str, str]] = [
     ("prep", "data_prep.prep", "detect, align and crop CelebA/LFWA into per-scheme LMDBs (paper §2.2, §3.1)"),
+    ("eval", "g2s_caffe.evaluate", "evaluate runs' final nets on a split: probabilities, accuracy, balanced accuracy"),
     ("compare", "g2s_caffe.compare", "put accuracies next to the paper's Tables 1-3 (Markdown, CSV, PNG)"),
+    ("predict", "g2s_caffe.predict", "detect faces in photographs and predict their attributes with a run's nets"),
+    ("crop-search", "g2s_caffe.crop_search", "choose each attribute's crop scheme by brief fine-tunes on the validation split"),
     ("gen", "g2s_caffe.gen", "write the nets and solvers of Steps 1-3 for an attribute list (prototxt/)"),
+    ("detect", "data_prep.detect_cli", "find faces, 5 landmarks and scores in images (MTCNN on Caffe)"),
 ]
 
 

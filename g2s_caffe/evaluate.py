@@ -293,18 +293,10 @@ def plot_scores(r: EvalResult, path: Path) -> Path:
 
 # ------------------------------------------------------------------ runs
 def nets_of_run(run) -> list[EvalNet]:
-    """EvalNet per attribute from a g2s_caffe.runs.Run (its final nets)."""
-    items = []
-    for name, index, job in run.final_nets():
-        j = job if isinstance(job, dict) else vars(job)
-        final = j.get("final") or {}
-        if not final.get("path"):
-            raise G2SError(f"{run.dir}: job {j.get('id')} ({name}) has no final weights; "
-                           "finish it with `g2s train` first")
-        base = Path(run.dir)
-        items.append(EvalNet(name, index, j["scheme"], base / j["deploy"], base / final["path"],
-                             base / j["train_val"]))
-    return items
+    """EvalNet per attribute from a g2s_caffe.runs.Run: each attribute's final net."""
+    return [EvalNet(name, index, job.scheme, run.path(job.deploy), run.path(job.final.path),
+                    run.path(job.train_val))
+            for name, index, job in run.final_nets()]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -318,35 +310,43 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="results CSV for `g2s compare` (default: RUNS/eval_<split>.csv)")
 
 
-def run(args) -> int:
+def select_runs(root: Path, name: str | None):
+    """The runs to use: ROOT itself when it is a run directory, else those under it."""
     from . import runs as runs_mod
 
+    if (root / runs_mod.MANIFEST).is_file():
+        one = runs_mod.load_run(root)
+        if name and one.run != name:
+            raise G2SError(f"{root} is run {one.run!r}, not {name!r}")
+        return [one]
+    found = runs_mod.list_runs(root)
+    if name:
+        found = [r for r in found if r.run == name or r.root.name == name]
+        if not found:
+            raise G2SError(f"{root}: no run named {name!r} "
+                           f"(runs: {', '.join(r.run for r in runs_mod.list_runs(root)) or 'none'})")
+    if not found:
+        raise G2SError(f"{root}: no runs (a run is a directory with manifest.json, made by `g2s train`)")
+    return found
+
+
+def run(args) -> int:
     if args.batch < 1:
         raise G2SError(f"--batch must be >= 1, got {args.batch}")
     root = Path(args.runs)
-    if (root / "manifest.json").is_file():        # one run directory
-        selected = [runs_mod.load_run(root)]
-        out = args.out or root.parent / f"eval_{args.split}.csv"
-    else:
-        all_runs = runs_mod.list_runs(root)
-        if args.run:
-            all_runs = [r for r in all_runs if r.name == args.run]
-            if not all_runs:
-                raise G2SError(f"{root}: no run named {args.run!r}")
-        if not all_runs:
-            raise G2SError(f"{root}: no runs (a run is a directory with manifest.json from `g2s train`)")
-        selected = all_runs
-        out = args.out or root / f"eval_{args.split}.csv"
+    selected = select_runs(root, args.run)
+    from .runs import MANIFEST as RUN_MANIFEST
+    out = args.out or (root.parent if (root / RUN_MANIFEST).is_file() else root) / f"eval_{args.split}.csv"
     rows = []
     for r in selected:
-        data = layout.open_prepared(args.data or Path(r.manifest["data"]))
-        res = evaluate(r.name, nets_of_run(r), data, args.split, args.batch)
-        files = write_run_outputs(res, Path(r.dir) / "eval" / args.split)
+        data = layout.open_prepared(args.data or Path(r.data))
+        res = evaluate(r.run, nets_of_run(r), data, args.split, args.batch)
+        files = write_run_outputs(res, r.root / "eval" / args.split)
         rows += result_rows(res)
-        print(f"{r.name}: {args.split} {len(res.keys)} images, {len(res.attributes)} attributes: "
+        print(f"{r.run}: {args.split} {len(res.keys)} images, {len(res.attributes)} attributes: "
               f"mean accuracy {100 * metrics.mean_accuracy(res.scores):.2f}%, "
               f"mean balanced accuracy {100 * metrics.mean_balanced_accuracy(res.scores):.2f}% "
-              f"({files[0].parent})")
+              f"(per image and per attribute: {files[0].parent})")
     write_atomic(out, _csv_text(RESULT_COLUMNS, rows))
-    print(f"wrote {out} (compare with the paper: g2s compare {out})")
+    print(f"wrote {out}; compare with the paper: g2s compare {out}")
     return 0

@@ -73,13 +73,21 @@ def monitor_split(dataset: str) -> str:
     return hp.MONITOR_SPLIT.get(dataset, "val")
 
 
-def _render(message, command: str) -> str:
+def _render(message, command: str, note: str = "") -> str:
     from google.protobuf import text_format
 
     # 7 significant digits print float32 values as written in params.py (93.594, 0.0001).
     body = text_format.MessageToString(message, float_format=".7g")
     return (f"{command.rstrip()}\n# Written by g2s_caffe/gen.py; edit the generator or the "
-            f"attribute list and rerun the command above, not this file.\n{body}")
+            f"attribute list and rerun the command above, not this file.\n{note}{body}")
+
+
+def _monitor_note(dataset: str) -> str:
+    split = monitor_split(dataset)
+    if split == "val":
+        return ""
+    return (f"# The TEST phase reads the {split!r} split: {dataset} has no validation split, so it "
+            "is for monitoring only (no model selection on it).\n")
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -113,6 +121,7 @@ def generate_tree(attrs: AttributeList, out: Path, dataset: str, net_cfg: hp.Net
         monitor_size = hp.MONITOR_SIZE[dataset]
     batch = solvers.forward_batch(solver_cfg)
     header = f"# {command}"
+    note = _monitor_note(dataset)
     root = Path(out) / dataset
     names = attrs.names
     written: list[Path] = []
@@ -126,7 +135,7 @@ def generate_tree(attrs: AttributeList, out: Path, dataset: str, net_cfg: hp.Net
         solver = solvers.solver(net_path, snapshot_prefix, max_iter, monitor_size, solver_cfg)
         for stem, message in zip(FILES, (train_val, deploy, solver)):
             path = folder / f"{stem}{SUFFIX}"
-            _write_atomic(path, _render(message, header))
+            _write_atomic(path, _render(message, header, "" if stem == "deploy" else note))
             written.append(path)
 
     emit(root / "step1", nets.step1_net(names, net_cfg, data(GENERAL_SCHEME), f"{dataset}_step1"),

@@ -117,18 +117,18 @@ def _finish(n: caffe.NetSpec, data: DataSpec | None, shape: hp.NetShape, name: s
     ``renames`` maps (layer type, first top) -> name, for multi-top layers that NetSpec
     would otherwise name after their first top.
     """
-    proto = n.to_proto()
-    proto.name = name
+    built = n.to_proto()
+    test_layers = []
     if data is not None:
         test = caffe.NetSpec()
         _data_pair(test, data, shape, train=False)
         test_layers = list(test.to_proto().layer)
-        merged = []
-        for layer in proto.layer:
-            merged.append(layer)
-            merged.extend(t for t in test_layers if layer.type == "Data" and t.name == layer.name)
-        del proto.layer[:]
-        proto.layer.extend(merged)
+    proto = caffe_pb2.NetParameter(name=name)
+    for layer in built.layer:
+        proto.layer.add().CopyFrom(layer)
+        for twin in test_layers:
+            if layer.type == "Data" and twin.name == layer.name:
+                proto.layer.add().CopyFrom(twin)
     for layer in proto.layer:
         new = renames.get((layer.type, layer.top[0] if layer.top else ""))
         if new:

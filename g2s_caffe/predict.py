@@ -181,21 +181,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _pick_run(root: Path, name: str | None):
-    from . import runs as runs_mod
+    from .evaluate import select_runs
 
-    if (root / "manifest.json").is_file():
-        return runs_mod.load_run(root)
-    all_runs = runs_mod.list_runs(root)
-    names = [r.name for r in all_runs]
-    if name:
-        if name not in names:
-            raise G2SError(f"{root}: no run named {name!r} (runs: {', '.join(names) or 'none'})")
-        return all_runs[names.index(name)]
-    if len(all_runs) == 1:
-        return all_runs[0]
+    found = select_runs(root, name)
+    if len(found) == 1:
+        return found[0]
+    names = [r.run for r in found]
     if "steps_1_2_3" in names:
-        return all_runs[names.index("steps_1_2_3")]
-    raise G2SError(f"{root}: {len(names)} runs ({', '.join(names) or 'none'}); pick one with --run")
+        return found[names.index("steps_1_2_3")]
+    raise G2SError(f"{root}: {len(names)} runs ({', '.join(names)}); pick one with --run")
 
 
 def run(args) -> int:
@@ -210,10 +204,12 @@ def run(args) -> int:
     for p in args.images:
         if not p.is_file():
             raise G2SError(f"{p}: no such image")
+        if not cv2.haveImageReader(str(p)):
+            raise G2SError(f"{p}: not an image OpenCV can read (JPEG, PNG, BMP, TIFF, ...)")
     r = _pick_run(Path(args.runs), args.run)
     size, schemes, quality = args.image_size, None, 95
     try:
-        data = layout.open_prepared(Path(r.manifest["data"]))
+        data = layout.open_prepared(Path(r.data))
         size, schemes = size or data.image_size, data.schemes
         quality = int(data.manifest.get("jpeg_quality", quality))
     except G2SError as e:
@@ -228,6 +224,6 @@ def run(args) -> int:
         faces = detector.detect(img)
         preds = predict_image(img, faces, predictor)
         print(format_table(str(path), preds), end="")
-        files = write_outputs(path, img, preds, args.out, r.name)
+        files = write_outputs(path, img, preds, args.out, r.run)
         print(f"  wrote {', '.join(str(f) for f in files)}")
     return 0

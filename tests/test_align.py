@@ -159,3 +159,12 @@ def test_bad_images_are_converted_or_refused_with_a_reason(tmp_path):
             load_image(tmp_path / name)
     with pytest.raises(BadImage, match=r"200x200 = 40000 pixels, over the limit of 1000"):
         load_image(good, max_pixels=1000)
+
+
+def test_a_schemes_crop_does_not_depend_on_the_other_schemes_asked_for():
+    img = cv2.resize(skdata.astronaut()[:, :, ::-1], (1024, 1024))
+    a = al.align(np.asarray(ASTRO_BOX) * 2, np.asarray(ASTRO_LM, float) * 2)   # pre-shrink path at 64
+    alone = al.crops(img, a, ["c"], 64)["c"]
+    together = al.crops(img, a, list(CROP_SCHEMES), 64)
+    assert np.array_equal(alone, together["c"])
+    assert not np.array_equal(together["c"], together["f"])

@@ -142,3 +142,101 @@ def test_bad_nets_and_data_are_clear_errors(prepared, tmp_path):
     bad_tv.write_text(tv.read_text().replace('name: "data"', 'name: "images"', 1))
     with pytest.raises(G2SError, match="no TEST-phase layer named 'data'"):
         evaluate.eval_transform(bad_tv)
+
+
+# ---------------------------------------------------------------- `g2s eval` on run directories
+CLI_ATTRS = [("Bald", "d"), ("Eyeglasses", "g"), ("Smiling", "a")]
+
+
+def make_runs(tmp_path, prepared_dir):
+    """Two runs in the trainer's format (g2s_caffe.runs), nets from `g2s gen --variant small`,
+    weights = the generator's fillers (no training: evaluation plumbing only)."""
+    import caffe
+    import yaml
+
+    from g2s_caffe import cli, runs
+
+    attrs_yaml = tmp_path / "attrs.yaml"
+    attrs_yaml.write_text(yaml.safe_dump({"dataset": "tiny", "attributes": [
+        {"name": n, "crop": c} for n, c in CLI_ATTRS]}))
+    assert cli.main(["gen", "--variant", "small", "--attributes", str(attrs_yaml), "--dataset", "tiny",
+                     "--monitor-size", "8", "--out", str(tmp_path / "nets")]) == 0
+    nets = tmp_path / "nets" / "tiny"
+    root = tmp_path / "runs"
+    caffe.set_random_seed(7)
+    for name, steps in (("steps_1", [1]), ("steps_1_2_3", [1, 2, 3])):
+        rd = root / name
+        jobs = []
+        specs = [("step1", 1, None, None, "a", nets / "step1")] if steps == [1] else \
+            [(f"step3/{n}", 3, n, None, c, nets / "step3" / n) for n, c in CLI_ATTRS]
+        for jid, step, attr, idx, scheme, src in specs:
+            jd = rd / jid
+            jd.mkdir(parents=True)
+            for f in ("train_val", "deploy", "solver"):
+                (jd / f"{f}.prototxt").write_text((src / f"{f}.prototxt").read_text())
+            caffe.Net(str(jd / "deploy.prototxt"), caffe.TEST).save(str(jd / "final.caffemodel"))
+            jobs.append(runs.Job(id=jid, step=step, attribute=attr, attr_index=idx, scheme=scheme, dir=jid,
+                                 solver=f"{jid}/solver.prototxt", train_val=f"{jid}/train_val.prototxt",
+                                 deploy=f"{jid}/deploy.prototxt", log=f"{jid}/train.log", seed=1, status="done",
+                                 final=runs.Final(f"{jid}/final.caffemodel",
+                                                  runs.sha256_file(jd / "final.caffemodel"), 0)))
+        runs.save_run(runs.Run(root=rd, run=name, dataset="tiny", data=str(prepared_dir),
+                               attributes=[{"name": n, "crop": c} for n, c in CLI_ATTRS], steps=steps,
+                               weights_a={}, config={}, caffe={}, git_commit=None, created="now", jobs=jobs))
+    return root
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("gen")
+    prep = make_tiny_prepared(tmp / "data", [n for n, _ in CLI_ATTRS], counts={"test": 12, "val": 8},
+                              size=64, schemes=("a", "d", "g"), seed=9)
+    return make_runs(tmp, prep), prep
+
+
+def test_g2s_eval_all_runs_then_compare(generated, capsys):
+    import csv
+
+    from g2s_caffe import cli, metrics
+
+    root, prep = generated
+    assert cli.main(["eval", "--runs", str(root), "--split", "test", "--batch", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "steps_1: test 12 images, 3 attributes" in out and "steps_1_2_3: test 12 images" in out
+    rows = list(csv.DictReader(open(root / "eval_test.csv")))
+    assert [(r["run"], r["attribute"], r["scheme"]) for r in rows] == \
+        [("steps_1", n, "a") for n, _ in CLI_ATTRS] + [("steps_1_2_3", n, c) for n, c in CLI_ATTRS]
+    for name in ("steps_1", "steps_1_2_3"):
+        z = np.load(root / name / "eval" / "test" / "probs.npz")
+        want = metrics.score(z["probs"], z["labels"], [n for n, _ in CLI_ATTRS])
+        got = [r for r in rows if r["run"] == name]
+        assert [float(r["accuracy"]) for r in got] == pytest.approx([100 * s.accuracy for s in want], abs=1e-3)
+        assert [float(r["balanced_accuracy"]) for r in got] == \
+            pytest.approx([100 * s.balanced_accuracy for s in want], abs=1e-3)
+        assert (root / name / "eval" / "test" / "accuracy.png").stat().st_size > 1000
+    # The Step-3 nets of different attributes are different nets: different answers.
+    z = np.load(root / "steps_1_2_3" / "eval" / "test" / "probs.npz")
+    assert not np.allclose(z["probs"][:, 0], z["probs"][:, 1])
+
+    # One run only, and the results go straight into `g2s compare` (3 of CelebA's 40 attributes).
+    assert cli.main(["eval", "--runs", str(root), "--run", "steps_1", "--split", "val",
+                     "--out", str(root / "val.csv")]) == 0
+    assert {r["run"] for r in csv.DictReader(open(root / "val.csv"))} == {"steps_1"}
+    capsys.readouterr()
+    assert cli.main(["compare", str(root / "eval_test.csv"), "--dataset", "celeba",
+                     "--out", str(root / "cmp")]) == 0
+    out = capsys.readouterr().out
+    assert "missing: 37 of 40 celeba attributes" in out
+    assert (root / "cmp" / "table1_celeba.csv").is_file()
+
+
+def test_g2s_eval_errors(generated, capsys, tmp_path):
+    from g2s_caffe import cli
+
+    root, _ = generated
+    assert cli.main(["eval", "--runs", str(root), "--run", "steps_9"]) == 2
+    assert "no run named 'steps_9'" in capsys.readouterr().err
+    assert cli.main(["eval", "--runs", str(root), "--split", "train"]) == 2
+    assert "split 'train' was not prepared" in capsys.readouterr().err
+    assert cli.main(["eval", "--runs", str(tmp_path)]) == 2
+    assert "no runs" in capsys.readouterr().err

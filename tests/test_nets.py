@@ -240,7 +240,6 @@ def full_size_data(tmp_path_factory):
                               size=240, schemes=tuple("abcdefgh"))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("dataset", sorted(DATASETS))
 def test_committed_nets_load_in_caffe(dataset, full_size_data, tmp_path):
     """Step 1 and a sample of Step 2/3 nets (first, last and a non-"a" crop) in TRAIN and TEST."""

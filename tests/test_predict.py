@@ -112,3 +112,61 @@ def test_no_face_is_said(tmp_path):
     doc = json.loads(files[0].read_text())
     assert doc["faces"] == [] and doc["note"] == "no face found"
     assert files[1].stat().st_size > 0
+
+
+def test_g2s_predict_end_to_end_with_mtcnn(tmp_path, capsys):
+    """MTCNN on real photographs: one face, two faces (the photo beside its mirror image),
+    and a photo without a face (scikit-image's coffee cup)."""
+    import cv2
+    import skimage.data
+
+    from g2s_caffe import cli
+    from support import make_tiny_prepared
+    from test_eval import CLI_ATTRS, make_runs
+
+    prep = make_tiny_prepared(tmp_path / "data", [n for n, _ in CLI_ATTRS], counts={"test": 4}, size=64,
+                              schemes=("a", "d", "g"), seed=1)
+    root = make_runs(tmp_path, prep)
+    img = _photo()
+    paths = [tmp_path / "astronaut.png", tmp_path / "pair.jpg", tmp_path / "coffee.png"]
+    cv2.imwrite(str(paths[0]), img)
+    cv2.imwrite(str(paths[1]), np.concatenate([img, img[:, ::-1]], axis=1))
+    cv2.imwrite(str(paths[2]), np.ascontiguousarray(skimage.data.coffee()[:, :, ::-1]))
+    out = tmp_path / "pred"
+    rc = cli.main(["predict", *map(str, paths), "--runs", str(root), "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert rc == 0
+    assert f"{paths[0]}: 1 face(s)" in printed and f"{paths[1]}: 2 face(s)" in printed
+    assert f"{paths[2]}: no face found" in printed
+    one = json.loads((out / "astronaut.json").read_text())
+    assert one["run"] == "steps_1_2_3" and len(one["faces"]) == 1
+    x1, y1, x2, y2 = one["faces"][0]["box"]
+    assert 150 < (x1 + x2) / 2 < 300 and 60 < (y1 + y2) / 2 < 180     # on the astronaut's face
+    assert [a["attribute"] for a in one["faces"][0]["attributes"]] == [n for n, _ in CLI_ATTRS]
+    two = json.loads((out / "pair.json").read_text())
+    centres = sorted((f["box"][0] + f["box"][2]) / 2 for f in two["faces"])
+    assert centres[0] < 512 < centres[1]
+    none = json.loads((out / "coffee.json").read_text())
+    assert none["faces"] == [] and none["note"] == "no face found"
+    for stem in ("astronaut", "pair", "coffee"):
+        assert cv2.imread(str(out / f"{stem}_annotated.png")) is not None
+    # Steps-1 run by name: the joint net answers all three attributes.
+    rc = cli.main(["predict", str(paths[0]), "--runs", str(root), "--run", "steps_1", "--out", str(out / "s1")])
+    assert rc == 0
+    s1 = json.loads((out / "s1" / "astronaut.json").read_text())
+    assert s1["run"] == "steps_1" and len(s1["faces"][0]["attributes"]) == 3
+
+
+def test_g2s_predict_bad_input(tmp_path, capsys):
+    import cv2
+
+    from g2s_caffe import cli
+
+    (tmp_path / "notes.txt").write_text("not an image")
+    assert cli.main(["predict", str(tmp_path / "missing.jpg"), "--runs", str(tmp_path)]) == 2
+    assert "missing.jpg: no such image" in capsys.readouterr().err
+    assert cli.main(["predict", str(tmp_path / "notes.txt"), "--runs", str(tmp_path)]) == 2
+    assert "notes.txt: not an image OpenCV can read" in capsys.readouterr().err
+    cv2.imwrite(str(tmp_path / "x.png"), np.zeros((8, 8, 3), np.uint8))
+    assert cli.main(["predict", str(tmp_path / "x.png"), "--runs", str(tmp_path)]) == 2
+    assert "no runs" in capsys.readouterr().err

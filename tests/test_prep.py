@@ -318,3 +318,47 @@ def test_resumable_lmdb_grows_its_map_resumes_and_publishes(tmp_path):
     db.publish()
     assert db.published and not (tmp_path / "x_lmdb.partial").exists()
     assert read_items(final) == items
+
+
+@pytest.mark.caffe
+def test_lfwa_end_to_end_uses_the_centre_box_for_choice_and_fallback(tmp_path, capsys):
+    import h5py
+    from test_readers import _cellstr
+
+    root = tmp_path / "lfwa"
+    astro = skdata.astronaut()[:, :, ::-1].copy()
+    no_face = cv2.resize(skdata.coffee()[:, :, ::-1], (250, 250))
+    pics = {"A_B/A_B_0001.jpg": _frame(astro, 0, 1.0, (125, 130), (250, 250))[0],
+            "A_B/A_B_0002.jpg": _frame(astro, 10, 0.9, (125, 125), (250, 250))[0],
+            "C_D/C_D_0001.jpg": no_face, "C_D/C_D_0002.jpg": no_face,
+            "C_D/C_D_0003.jpg": _frame(astro, -5, 1.1, (120, 125), (250, 250))[0]}
+    for name, img in pics.items():
+        (root / "lfw" / name).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / "lfw" / name), img)
+    names = [n.replace("/", "\\") for n in pics]
+    labels = np.random.default_rng(3).integers(0, 2, size=(len(names), 40))
+    with h5py.File(root / "lfw_att_40.mat", "w") as f:
+        _cellstr(f, "name", names)
+        f.create_dataset("label", data=labels.T.astype(np.float64))
+        _cellstr(f, "AttrName", default_attributes("lfwa").names)
+    with h5py.File(root / "indices_train_test.mat", "w") as f:
+        f.create_dataset("indices_img_train", data=np.array([[1, 3, 2]], dtype=np.float64))
+        f.create_dataset("indices_img_test", data=np.array([[4, 5]], dtype=np.float64))
+    out = tmp_path / "out"
+    assert cli.main(["prep", "lfwa", "--root", str(root), "--out", str(out), "--image-size", "48",
+                     "--workers", "1", "--schemes", "a,e"]) == 0
+    ds = layout.open_prepared(out)
+    assert ds.splits() == ["train", "test"] and ds.schemes == ["a", "e"]
+    assert ds.manifest["splits"]["train"]["states"] == {"detected": 2, "fallback": 0, "discarded": 1, "missing": 0}
+    assert ds.manifest["splits"]["test"]["states"] == {"detected": 1, "fallback": 1, "discarded": 0, "missing": 0}
+    keys = [k.decode() for k, _ in read_items(ds.lmdb("train", "a"))]
+    assert keys == ["00000000_A_B/A_B_0001.jpg", "00000001_A_B/A_B_0002.jpg"]   # index order of the .mat
+    assert [layout.parse_label_datum(v)[1] for _, v in read_items(ds.lmdb("train", "labels"))] == \
+        [list(labels[0]), list(labels[1])]
+    fb = DetectionCache(out / ".cache" / "test.jsonl").load()["C_D/C_D_0002.jpg"]
+    side = 250 / 2.2
+    assert fb["state"] == "fallback" and fb["alignment"]["angle"] == 0
+    assert fb["alignment"]["box"] == pytest.approx([125 - side / 2, 125 - side / 2, side, side])
+    capsys.readouterr()
+    assert cli.main(["prep", "lfwa", "--root", str(root), "--out", str(tmp_path / "o2"), "--splits", "test,val"]) == 2
+    assert "split 'val' has no images in lfwa (its splits: train, test); fix --splits" in capsys.readouterr().err

@@ -1,22 +1,13 @@
 """P-Net, R-Net and O-Net of MTCNN (Zhang et al. 2016) as Caffe nets, built with NetSpec.
 
 Layer names follow the original det1/det2/det3 prototxts.  The nets take an ordinary
-NCHW image (rows = image y); weights.py transposes the kernels of the MATLAB-trained
-weights, which expect a (W, H)-transposed input, so that no transpose is needed at run time.
+NCHW RGB image (rows = image y), normalised as (pixel - 127.5) / 128; see weights.py for how
+the Keras weights map onto these layers.
 Caffe's MAX pooling rounds up, which equals TF/Keras "same" padding (extra row/column at the
 end, never a padded value in the max) for these sizes and equals "valid" for the two
 3x3/2 pools where Keras uses "valid" (checked numerically in tests/test_mtcnn.py).
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class NetDef:
-    name: str          # pnet / rnet / onet (also the weight file stem of the mtcnn wheel)
-    size: int          # input side (P-Net: nominal, reshaped per scale at run time)
-    outputs: tuple     # output blob names, in the order detect() reads them
 
 
 def _conv_prelu(n, bottom, name, num, k):
@@ -91,13 +82,11 @@ def onet_spec(batch: int = 1):
     return n
 
 
-NETS = {
-    "pnet": (NetDef("pnet", 12, ("prob1", "conv4-2")), pnet_spec),
-    "rnet": (NetDef("rnet", 24, ("prob1", "conv5-2")), rnet_spec),
-    "onet": (NetDef("onet", 48, ("prob1", "conv6-2", "conv6-3")), onet_spec),
-}
+# Outputs read by the detector: prob1 (face probability), conv4-2/conv5-2/conv6-2 (box
+# regression), conv6-3 (landmarks).
+NETS = {"pnet": pnet_spec, "rnet": rnet_spec, "onet": onet_spec}
 
 
 def prototxt(name: str) -> str:
     """The deploy prototxt text of one net (generated, never hand-written)."""
-    return f'name: "{name}"\n' + str(NETS[name][1]().to_proto())
+    return f'name: "{name}"\n' + str(NETS[name]().to_proto())

