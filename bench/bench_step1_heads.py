@@ -68,8 +68,9 @@ def compare(title: str, shape: hp.NetShape, batch: int, iterations: int, reps: i
     times: dict[str, list[float]] = {k: [] for k in models}
     heads: dict[str, list[float]] = {k: [] for k in models}
     with tqdm(total=reps * len(models), desc=title, unit="run") as bar:
-        for _ in range(reps):
-            for label, path in models.items():   # interleaved: drift hits both alike
+        for rep in range(reps):
+            order = list(models.items())
+            for label, path in (order if rep % 2 == 0 else order[::-1]):   # ABBA: drift hits both alike
                 total, head = caffe_time(path, iterations)
                 times[label].append(total)
                 heads[label].append(head)

@@ -45,7 +45,7 @@ def render(samples, schemes: list[str], tile: int = TILE) -> np.ndarray:
         for sch in schemes:
             t = crops[sch].copy()
             _points(t, al.apply(al.crop_matrix(alignment, sch, tile), alignment.landmarks))
-            _label(t, f"{sch}  M={al.CROP_SCHEMES[sch].margin:+.1f} O={al.CROP_SCHEMES[sch].offset:+.1f}")
+            _label(t, f"{sch}: M {al.CROP_SCHEMES[sch].margin:+.1f}, O {al.CROP_SCHEMES[sch].offset:+.1f}")
             tiles.append(t)
         rows.append(np.hstack(tiles))
     return np.vstack(rows)

@@ -37,6 +37,7 @@ from .records import DatasetIndex, ImageRecord
 STATES = ("detected", "fallback", "discarded", "missing")
 KEPT = ("detected", "fallback")
 CACHE = ".cache"
+AUTO_MIN_FACE = 0.4
 REPORT_FIELDS = ("name", "state", "index", "reason", "conversion", "faces", "score", "angle", "listed_at")
 
 # ------------------------------------------------------------------ worker side
@@ -53,7 +54,7 @@ def _detector():
 
 def detect_task(task: tuple) -> dict:
     """Detect, choose and align the face of one image: its cache entry."""
-    name, path, split, ref_box, ref_lm, centre_fraction = task
+    name, path, split, ref_box, ref_lm, centre_fraction, min_face = task
     entry = {"name": name, "faces": 0, "score": None, "face": None, "alignment": None, "conversion": ""}
     try:
         img, entry["conversion"] = load_image(Path(path))
@@ -62,7 +63,9 @@ def detect_task(task: tuple) -> dict:
     h, w = img.shape[:2]
     if ref_box is None and centre_fraction:
         ref_box = al.centre_box(w, h, centre_fraction)
-    faces = _detector().detect(img)
+    det = _detector()
+    det.min_face = face_size_floor(min_face, ref_box)
+    faces = det.detect(img, name=str(path))
     entry["faces"] = len(faces)
     face, why = al.choose_face(faces, ref_box, ref_lm)
     if face is not None:
@@ -77,6 +80,18 @@ def detect_task(task: tuple) -> dict:
         return {**entry, "state": "discarded", "reason": f"{why}, and the dataset gives no face box to fall back on"}
     entry["alignment"] = al.align(al.xywh_to_xyxy(ref_box), ref_lm).to_json()
     return {**entry, "state": "fallback", "reason": f"{why}; test image: the dataset's box and landmarks"}
+
+
+def face_size_floor(min_face: str, ref_box) -> float:
+    """MTCNN's smallest face: a number of pixels (the paper's detector: 20), or "auto":
+    AUTO_MIN_FACE of the dataset face's shorter side (never below 20).  The face kept is the
+    labelled one (choose_face), far larger than that floor, so "auto" skips only the largest,
+    costliest pyramid scales, which look for faces too small to be it."""
+    if min_face != "auto":
+        return float(min_face)
+    if ref_box is None:
+        return 20.0
+    return max(20.0, AUTO_MIN_FACE * min(float(ref_box[2]), float(ref_box[3])))
 
 
 def crop_task(task: tuple) -> tuple[int, list[bytes] | str]:
@@ -170,7 +185,7 @@ def _diff(old: dict | None, new: dict) -> str:
 
 
 def detect_splits(records: dict[str, list[ImageRecord]], caches: dict[str, DetectionCache], workers: Workers,
-                  centre_fraction: float | None, flush_every: int) -> None:
+                  centre_fraction: float | None, flush_every: int, min_face: str = "20") -> None:
     """Phase 1 for every split in one stream of work, so the workers never wait between splits."""
     todo = []
     for split, recs in records.items():
@@ -186,7 +201,7 @@ def detect_splits(records: dict[str, list[ImageRecord]], caches: dict[str, Detec
         cache.flush()
     if not todo:
         return
-    tasks = [(r.name, str(r.path), r.split, r.box, r.landmarks, centre_fraction) for r in todo]
+    tasks = [(r.name, str(r.path), r.split, r.box, r.landmarks, centre_fraction, min_face) for r in todo]
     with _progress(len(todo), "detect+align") as bar:
         for i, (r, entry) in enumerate(zip(todo, workers.imap(detect_task, tasks)), 1):
             caches[r.split].add(entry)
@@ -287,7 +302,7 @@ def tool_versions() -> dict:
 def prepare(index: DatasetIndex, out: Path, *, schemes: list[str], splits: list[str] | None = None,
             image_size: int = 240, jpeg_quality: int = 95, workers: int = 1, limit: int | None = None,
             commit_every: int = 256, map_size: int = INITIAL_MAP_SIZE, extra_params: dict | None = None,
-            contact_samples: int = 4) -> dict:
+            contact_samples: int = 4, min_face: str = "20") -> dict:
     """Run the whole pipeline into ``out``; returns the manifest."""
     from .contact_sheet import write_contact_sheet
 
@@ -306,7 +321,7 @@ def prepare(index: DatasetIndex, out: Path, *, schemes: list[str], splits: list[
               "attributes": list(index.attributes),
               "face_choice": {"max_landmark_error": al.MAX_LANDMARK_ERROR, "min_iou": al.MIN_IOU,
                               "lfw_centre_box_fraction": index.centre_box_fraction},
-              "padding": "constant black", **(extra_params or {})}
+              "padding": "constant black", "min_face": min_face, **(extra_params or {})}
     out.mkdir(parents=True, exist_ok=True)
     if _check_params(out, params) == "done":
         print(f"{out}: already prepared with these options; nothing to do")
@@ -322,7 +337,7 @@ def prepare(index: DatasetIndex, out: Path, *, schemes: list[str], splits: list[
     caches = {sp: DetectionCache(out / CACHE / f"{sp}.jsonl").load() for sp in splits}
     try:
         try:
-            detect_splits(records, caches, pool, index.centre_box_fraction, max(1, commit_every))
+            detect_splits(records, caches, pool, index.centre_box_fraction, max(1, commit_every), min_face)
         finally:
             for c in caches.values():
                 c.close()
@@ -377,12 +392,18 @@ def add_arguments(p) -> None:
     p.add_argument("--missing", choices=("error", "report"), default="error",
                    help="an image listed but not on disk: stop with an error, or record it as 'missing'")
     p.add_argument("--limit", type=int, default=None, help="only the first N images of each split")
+    p.add_argument("--attributes", default=None,
+                   help="attribute list the labels must match: a packaged name (celeba, lfwa, demo) or a YAML "
+                        "file; none = the dataset's own")
     p.add_argument("--images", type=Path, default=None, help="image directory, if not in the standard place")
     p.add_argument("--attr-file", type=Path, default=None, help="list_attr_celeba.txt / lfw_att_40.mat")
     p.add_argument("--partition-file", type=Path, default=None, help="celeba: list_eval_partition.txt")
     p.add_argument("--bbox-file", type=Path, default=None, help="celeba: list_bbox_celeba.txt")
     p.add_argument("--landmarks-file", type=Path, default=None, help="celeba: list_landmarks_(align_)celeba.txt")
     p.add_argument("--indices-file", type=Path, default=None, help="lfwa: indices_train_test.mat")
+    p.add_argument("--min-face", default="20",
+                   help="MTCNN's smallest face in px (the paper's detector: 20), or 'auto': "
+                        f"{AUTO_MIN_FACE} x the dataset face box's shorter side (much faster; same face kept)")
     p.add_argument("--commit-every", type=int, default=256, help="images per LMDB transaction / cache flush")
     p.add_argument("--map-size", type=int, default=INITIAL_MAP_SIZE, help="initial LMDB map size in bytes (grows)")
 
@@ -391,31 +412,44 @@ def _csv(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
-def read_dataset(args) -> DatasetIndex:
-    from g2s_caffe.attributes import default_attributes
+def attribute_list(spec: str):
+    """--attributes: a packaged list's name (g2s_caffe/data/attributes/NAME.yaml) or a YAML file."""
+    from importlib import resources
 
+    from g2s_caffe.attributes import load_attributes
+
+    path = Path(spec)
+    if not path.is_file():
+        path = Path(str(resources.files("g2s_caffe") / "data" / "attributes" / f"{spec}.yaml"))
+    if not path.is_file():
+        raise G2SError(f"--attributes {spec}: neither a file nor a packaged list "
+                       "(g2s_caffe/data/attributes/*.yaml)")
+    return load_attributes(path)
+
+
+def read_dataset(args) -> DatasetIndex:
+    attrs = attribute_list(args.attributes or args.dataset)
     if args.dataset == "celeba":
         from .celeba import read_celeba
         files = {"images": args.images, "attr": args.attr_file, "partition": args.partition_file,
                  "bbox": args.bbox_file, "landmarks": args.landmarks_file}
         index = read_celeba(args.root, aligned=args.aligned, missing=args.missing,
                             files={k: v for k, v in files.items() if v})
-        expected = default_attributes("celeba").names
-        if index.attributes != expected:
-            raise G2SError(f"{index.sources['attr']}: attribute names {index.attributes} differ from CelebA's "
-                           f"{expected} (g2s_caffe/data/attributes/celeba.yaml)")
+        if index.attributes != attrs.names:
+            raise G2SError(f"{index.sources['attr']}: attribute names {index.attributes} differ from "
+                           f"{attrs.names} ({attrs.source}); pass the matching list with --attributes")
         return index
     if args.aligned or args.bbox_file or args.partition_file or args.landmarks_file:
         raise G2SError("--aligned, --bbox-file, --partition-file and --landmarks-file are CelebA options")
     from .lfwa import read_lfwa
     files = {"images": args.images, "attr": args.attr_file, "indices": args.indices_file}
     index = read_lfwa(args.root, missing=args.missing, files={k: v for k, v in files.items() if v})
-    expected = default_attributes("lfwa").names
-    if len(index.attributes) != len(expected):
-        raise G2SError(f"{index.sources['attr']}: {len(index.attributes)} attributes, expected {len(expected)} "
-                       "(g2s_caffe/data/attributes/lfwa.yaml)")
+    # The release spells AttrName its own way; the columns are the list's, in its order.
+    if len(index.attributes) != len(attrs.names):
+        raise G2SError(f"{index.sources['attr']}: {len(index.attributes)} attributes, expected "
+                       f"{len(attrs.names)} ({attrs.source}); pass the matching list with --attributes")
     index.sources["attribute_names_in_file"] = ", ".join(index.attributes)
-    index.attributes = list(expected)
+    index.attributes = list(attrs.names)
     return index
 
 
@@ -426,9 +460,15 @@ def run(args) -> int:
         raise G2SError(f"--image-size {args.image_size}: must be at least 8")
     if args.limit is not None and args.limit < 1:
         raise G2SError(f"--limit {args.limit}: must be at least 1")
+    if args.min_face != "auto":
+        try:
+            if float(args.min_face) < 1:
+                raise ValueError
+        except ValueError:
+            raise G2SError(f"--min-face {args.min_face}: a number of pixels >= 1, or 'auto'") from None
     index = read_dataset(args)
     prepare(index, args.out, schemes=_csv(args.schemes) or list(CROP_SCHEMES), splits=_csv(args.splits),
             image_size=args.image_size, jpeg_quality=args.jpeg_quality, workers=args.workers,
             limit=args.limit, commit_every=args.commit_every, map_size=args.map_size,
-            extra_params={"aligned": bool(args.aligned), "missing": args.missing})
+            extra_params={"aligned": bool(args.aligned), "missing": args.missing}, min_face=args.min_face)
     return 0

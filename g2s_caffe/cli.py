@@ -22,6 +22,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("predict", "g2s_caffe.predict", "detect faces in photographs and predict their attributes with a run's nets"),
     ("crop-search", "g2s_caffe.crop_search", "choose each attribute's crop scheme by brief fine-tunes on the validation split"),
     ("gen", "g2s_caffe.gen", "write the nets and solvers of Steps 1-3 for an attribute list (prototxt/)"),
+    ("train", "g2s_caffe.train.cli", "train Steps 1-3 with caffe train: resumable runs, ablations, GPUs, Slurm/k8s"),
     ("detect", "data_prep.detect_cli", "find faces, 5 landmarks and scores in images (MTCNN on Caffe)"),
 ]
 

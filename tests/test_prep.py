@@ -346,7 +346,7 @@ def test_lfwa_end_to_end_uses_the_centre_box_for_choice_and_fallback(tmp_path, c
         f.create_dataset("indices_img_test", data=np.array([[4, 5]], dtype=np.float64))
     out = tmp_path / "out"
     assert cli.main(["prep", "lfwa", "--root", str(root), "--out", str(out), "--image-size", "48",
-                     "--workers", "1", "--schemes", "a,e"]) == 0
+                     "--workers", "1", "--schemes", "a,e", "--min-face", "auto"]) == 0
     ds = layout.open_prepared(out)
     assert ds.splits() == ["train", "test"] and ds.schemes == ["a", "e"]
     assert ds.manifest["splits"]["train"]["states"] == {"detected": 2, "fallback": 0, "discarded": 1, "missing": 0}
@@ -362,3 +362,12 @@ def test_lfwa_end_to_end_uses_the_centre_box_for_choice_and_fallback(tmp_path, c
     capsys.readouterr()
     assert cli.main(["prep", "lfwa", "--root", str(root), "--out", str(tmp_path / "o2"), "--splits", "test,val"]) == 2
     assert "split 'val' has no images in lfwa (its splits: train, test); fix --splits" in capsys.readouterr().err
+
+
+def test_min_face_auto_follows_the_dataset_face():
+    from data_prep.prep import face_size_floor
+
+    assert face_size_floor("20", (0, 0, 300, 400)) == 20.0
+    assert face_size_floor("auto", (0, 0, 300, 400)) == pytest.approx(120.0)
+    assert face_size_floor("auto", (0, 0, 30, 40)) == 20.0     # never below the paper's 20
+    assert face_size_floor("auto", None) == 20.0

@@ -145,8 +145,9 @@ def python_abi(python: str) -> dict[str, str]:
 
 
 def compiler_version() -> str:
+    # CMake compiles with $CXX when it is set (the CUDA image pins g++-12 that way).
     try:
-        return subprocess.run(["c++", "--version"], check=True, capture_output=True,
+        return subprocess.run([os.environ.get("CXX") or "c++", "--version"], check=True, capture_output=True,
                               text=True).stdout.splitlines()[0]
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -184,7 +185,7 @@ def mirror_from_system() -> str:
     return DEFAULT_MIRROR
 
 
-def fetch_sources(cache: Path, mirror: str) -> dict[str, Path]:
+def fetch_sources(cache: Path, mirror: str, keyring: Path | None = None) -> dict[str, Path]:
     """Download and verify the source package; reuse verified files already cached."""
     dl = cache / "downloads"
     dl.mkdir(parents=True, exist_ok=True)
@@ -195,7 +196,10 @@ def fetch_sources(cache: Path, mirror: str) -> dict[str, Path]:
     state = cache / "apt-state"
     (state / "lists" / "partial").mkdir(parents=True, exist_ok=True)
     sources = state / "sources.list"
-    sources.write_text(f"deb-src {mirror} {SUITE} main\n")
+    # On a non-Debian host (the Ubuntu-based CUDA image) apt trusts no Debian key by
+    # default: --apt-keyring names one for this private source only.
+    signed = f"[signed-by={keyring}] " if keyring else ""
+    sources.write_text(f"deb-src {signed}{mirror} {SUITE} main\n")
     opts = [f"-oDir::Etc::SourceList={sources}", "-oDir::Etc::SourceParts=-",
             f"-oDir::State::Lists={state / 'lists'}", "-oAPT::Sandbox::User=root",
             "-qq"]
@@ -278,6 +282,7 @@ def build(cache: Path, key: str, record: dict, files: dict[str, Path], patches: 
         run_logged(["make", "-C", str(bld), "install"], log, env=env)
         staged = stage / final.relative_to("/")
         verify(staged, python, log)
+        verify_engine(staged, flags)
         record = dict(record, built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                       build_seconds=round(time.time() - t0, 1), key=key,
                       project_patches=[p.name for p in patches])
@@ -304,6 +309,26 @@ def verify(prefix: Path, python: str, log) -> None:
     run_logged([str(prefix / "bin" / "caffe"), "--version"], log, env=env)
     run_logged([python, "-c", "import caffe, caffe.proto.caffe_pb2 as p; "
                 "print('pycaffe', caffe.__version__, p.NetParameter.__name__)"], log, env=env)
+
+
+def verify_engine(prefix: Path, flags: dict[str, str]) -> None:
+    """A GPU build links the GPU libraries it was asked for (checked without a GPU)."""
+    if flags.get("CPU_ONLY") == "ON":
+        return
+    libs = sorted(prefix.glob("lib/libcaffe.so*"), key=lambda p: len(p.name))
+    if not libs:
+        raise BuildError(f"no libcaffe.so in {prefix / 'lib'}")
+    r = subprocess.run(["readelf", "-d", str(libs[-1])], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise BuildError(f"readelf -d {libs[-1]} failed: {r.stderr.strip()}")
+    needed = " ".join(re.findall(r"\(NEEDED\).*\[(.+?)\]", r.stdout))
+    want = ["libcudart", "libcublas", "libcurand"]
+    want += ["libcudnn"] if flags.get("USE_CUDNN") == "ON" else []
+    want += ["libnccl"] if flags.get("USE_NCCL") == "ON" else []
+    missing = [w for w in want if w not in needed]
+    if missing:
+        raise BuildError(f"{libs[-1].name} does not link {', '.join(missing)} (it needs: {needed}); "
+                         "the CUDA build came out without them, see build.log")
 
 
 # ----------------------------------------------------------------------------- link
@@ -363,6 +388,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=default_cache(),
                     help="per-machine cache (env G2S_CAFFE_CACHE)")
     ap.add_argument("--mirror", default=None, help="Debian mirror (default: the one apt already uses)")
+    ap.add_argument("--apt-keyring", type=Path, default=None,
+                    help="keyring that signs the Debian mirror (for non-Debian hosts, e.g. "
+                         "/usr/share/keyrings/debian-archive-keyring.gpg on Ubuntu)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--venv", type=Path, default=None,
                     help="link the result into this venv (.pth file and tool symlinks)")
@@ -383,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
             if (prefix / "BUILD_INFO.json").is_file():
                 print(f"[caffe] cached build {prefix} (key {key[:16]})", flush=True)
             else:
-                files = fetch_sources(args.cache, args.mirror or mirror_from_system())
+                files = fetch_sources(args.cache, args.mirror or mirror_from_system(), args.apt_keyring)
                 prefix = build(args.cache, key, record, files, patches, flags, args.python, args.jobs)
             if args.venv:
                 link_into_venv(prefix, args.venv)

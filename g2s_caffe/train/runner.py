@@ -1,0 +1,288 @@
+"""One training job = one `caffe train` process, resumable after kill -9.
+
+Start: the job's init weights are resolved from the run manifest (Model A, or B / C_i =
+the final weights an earlier job recorded there, checked against their sha256), Steps 2/3
+get a derived init caffemodel (g2s_caffe/surgery.py), and Caffe runs on the job's run
+copies with its log appended to the job's train.log (Caffe's own format).
+
+Resume: the newest snapshot pair whose .solverstate and .caffemodel both parse (protobuf)
+and agree on the iteration is passed as `--snapshot`; a damaged newer pair (a kill during
+Caffe's non-atomic snapshot write) is renamed *.corrupt and the one before it is used.
+SIGINT makes Caffe snapshot and stop (-sigint_effect=stop, then Solver::Solve's
+snapshot_after_train); the driver turns its own SIGTERM/SIGINT into that.  The child gets
+PR_SET_PDEATHSIG=SIGKILL, so a kill -9 of the driver never leaves an orphan training on.
+
+Finish: the snapshot at max_iter is copied to final.caffemodel (temp + os.replace), hashed
+and recorded with its iteration; the curves are written; the last K snapshots are kept.
+"""
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import G2SError
+from ..runs import Final, Init, Job, Run, sha256_file
+from .prepare import FINAL, INIT, SNAPSHOT_DIR, now, read_text_proto, record_init
+from .progress import LogTail, Speed, job_line
+
+
+def caffe_tool() -> str:
+    path = Path(sys.executable).parent / "caffe"
+    if path.exists():
+        return str(path)
+    found = shutil.which("caffe")
+    if not found:
+        raise G2SError("the `caffe` tool is not in the venv (.venv/bin/caffe) nor on PATH; run `make setup`")
+    return found
+
+
+# ------------------------------------------------------------------ snapshots
+@dataclass(frozen=True)
+class Snapshot:
+    iteration: int
+    caffemodel: Path
+    solverstate: Path
+
+
+def snapshot_stem(job: Job) -> str:
+    return job.id.replace("/", "_")
+
+
+def snapshots(job_dir: Path, stem: str) -> list[Snapshot]:
+    """Complete-looking pairs (both files present), newest first."""
+    pat = re.compile(rf"^{re.escape(stem)}_iter_(\d+)\.solverstate$")
+    out = []
+    folder = job_dir / SNAPSHOT_DIR
+    for p in folder.glob(f"{stem}_iter_*.solverstate") if folder.is_dir() else ():
+        m = pat.match(p.name)
+        cm = p.with_name(f"{stem}_iter_{m.group(1)}.caffemodel") if m else None
+        if m and cm.is_file():
+            out.append(Snapshot(int(m.group(1)), cm, p))
+    return sorted(out, key=lambda s: -s.iteration)
+
+
+def check_snapshot(s: Snapshot) -> str | None:
+    """None if the pair is usable, else why not (parsed, not just stat'ed)."""
+    from caffe.proto import caffe_pb2
+
+    try:
+        state = caffe_pb2.SolverState.FromString(s.solverstate.read_bytes())
+    except Exception as e:
+        return f"{s.solverstate.name}: does not parse ({type(e).__name__})"
+    if state.iter != s.iteration:
+        return f"{s.solverstate.name}: iter {state.iter} != {s.iteration}"
+    if not state.history:
+        return f"{s.solverstate.name}: no momentum history"
+    try:
+        net = caffe_pb2.NetParameter.FromString(s.caffemodel.read_bytes())
+    except Exception as e:
+        return f"{s.caffemodel.name}: does not parse ({type(e).__name__})"
+    blobs = sum(len(l.blobs) for l in net.layer)
+    if blobs != len(state.history):
+        return f"{s.caffemodel.name}: {blobs} blobs, the solverstate has {len(state.history)} histories"
+    return None
+
+
+def latest_valid(job_dir: Path, stem: str, log=print) -> tuple[Snapshot | None, list[str]]:
+    """The newest usable snapshot; damaged newer ones are renamed *.corrupt (kept for a look)."""
+    dropped = []
+    for s in snapshots(job_dir, stem):
+        why = check_snapshot(s)
+        if why is None:
+            return s, dropped
+        for p in (s.caffemodel, s.solverstate):
+            os.replace(p, p.with_name(p.name + ".corrupt"))
+        dropped.append(f"iteration {s.iteration}: {why}")
+        log(f"  snapshot at iteration {s.iteration} is damaged ({why}); falling back to the one before it")
+    return None, dropped
+
+
+def prune(job_dir: Path, stem: str, keep: int) -> list[int]:
+    """Delete all but the newest ``keep`` complete pairs (a pair being written is newer
+    than every kept one, so it is never touched)."""
+    gone = []
+    for s in snapshots(job_dir, stem)[keep:]:
+        for p in (s.caffemodel, s.solverstate):
+            p.unlink(missing_ok=True)
+        gone.append(s.iteration)
+    return gone
+
+
+# ------------------------------------------------------------------ init weights
+def resolve_init(run: Run, job: Job, head_init: str) -> Init:
+    """The job's init, from the manifest only.  Steps 2/3 get a derived init caffemodel
+    (reused when already there with the recorded hash)."""
+    src = job.extra["init_from"]
+    if job.step == 1:
+        return record_init(run, job)
+    if job.init and job.init.path and run.path(job.init.path).is_file() \
+            and sha256_file(run.path(job.init.path)) == job.init.sha256:
+        return job.init
+    if src == "A":
+        if run.weights_a.get("random_init"):
+            return Init(None, None, "random")
+        source, source_proto, source_sha = Path(run.weights_a["path"]), None, run.weights_a["sha256"]
+        mode = "copy"
+    else:
+        parent = run.job("step1" if src == "B" else f"step2/{src[2:]}")
+        if parent.status != "done" or parent.final is None:
+            raise G2SError(f"{run.root}/manifest.json: {job.id} starts from {src} = {parent.id}, "
+                           f"which is {parent.status}; train it first")
+        source, source_proto, source_sha = run.path(parent.final.path), run.path(parent.deploy), parent.final.sha256
+        mode = head_init if src == "B" else "copy"   # C_i -> Step 3: the whole net, head included
+    if not source.is_file() or sha256_file(source) != source_sha:
+        raise G2SError(f"{source}: missing or changed since the manifest recorded it (sha256 "
+                       f"{source_sha[:12]}...); retrain {src} (delete its job's final.caffemodel)")
+    from ..surgery import derive_attribute_init
+
+    out = run.path(job.dir) / INIT
+    derived = derive_attribute_init(source, source_proto, run.path(job.train_val), job.attr_index,
+                                    mode, out, seed=job.seed)
+    derived["source_sha256"] = source_sha
+    return Init(run.rel(out), sha256_file(out), src if src != "A" else "A", derived)
+
+
+# ------------------------------------------------------------------ the process
+def _die_with_parent():   # runs in the child between fork and exec
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+
+
+class JobProcess:
+    """A running `caffe train` of one job (see the module docstring)."""
+
+    def __init__(self, run: Run, job: Job, head_init: str, keep: int, gpus: tuple[int, ...] = (),
+                 threads: int | None = None, log=print):
+        self.run, self.job, self.keep, self.gpus, self.log = run, job, keep, gpus, log
+        self.head_init, self.threads = head_init, threads
+        self.dir = run.path(job.dir)
+        self.stem = snapshot_stem(job)
+        self.proc: subprocess.Popen | None = None
+        self.tail = LogTail(run.path(job.log))
+        self.speed = Speed()
+        self.max_iter = self._max_iter()
+        self.lock_fd = None
+
+    def _max_iter(self) -> int:
+        from caffe.proto import caffe_pb2
+
+        return read_text_proto(self.run.path(self.job.solver), caffe_pb2.SolverParameter()).max_iter
+
+    def try_lock(self) -> bool:
+        """One driver per job, also across machines of a cluster (flock on the job dir)."""
+        fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self.lock_fd = fd
+        return True
+
+    def unlock(self) -> None:
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
+
+    def start(self) -> bool:
+        """Launch Caffe; False when the job turned out finished already (final snapshot there)."""
+        snap, dropped = latest_valid(self.dir, self.stem, self.log)
+        job = self.job
+        if dropped:
+            job.extra.setdefault("corrupt_snapshots", []).extend(dropped)
+        job.init = resolve_init(self.run, job, self.head_init)
+        if snap is not None and snap.iteration >= self.max_iter:
+            self.finish_done(snap)
+            return False
+        cmd = [caffe_tool(), "train", f"--solver={self.run.path(job.solver)}",
+               "--sigint_effect=stop", "--sighup_effect=snapshot"]
+        if snap is not None:
+            cmd.append(f"--snapshot={snap.solverstate}")
+        elif job.init.path:
+            cmd.append(f"--weights={self.run.path(job.init.path)}")
+        if self.gpus:
+            cmd.append(f"--gpu={','.join(str(g) for g in self.gpus)}")
+        env = dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0")
+        if self.threads:
+            env.update(OPENBLAS_NUM_THREADS=str(self.threads), OMP_NUM_THREADS=str(self.threads))
+        logf = open(self.run.path(job.log), "ab")
+        self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env,
+                                     cwd=self.dir, preexec_fn=_die_with_parent, start_new_session=True)
+        logf.close()
+        job.status = "running"
+        job.started = job.started or now()
+        job.gpu = ",".join(map(str, self.gpus)) if self.gpus else None
+        job.extra.setdefault("attempts", []).append(
+            {"started": now(), "resumed_from": snap.iteration if snap else None, "pid": self.proc.pid,
+             "command": cmd[1:]})
+        return True
+
+    def poll(self) -> int | None:
+        self.tail.poll()
+        rc = self.proc.poll() if self.proc else None
+        if self.proc and rc is None:
+            self._sample_memory()
+            prune(self.dir, self.stem, self.keep)
+        return rc
+
+    def _sample_memory(self) -> None:
+        try:
+            text = Path(f"/proc/{self.proc.pid}/status").read_text()
+            m = re.search(r"VmHWM:\s+(\d+) kB", text)
+            if m:
+                mb = int(m.group(1)) / 1024
+                self.job.extra["peak_rss_mb"] = max(self.job.extra.get("peak_rss_mb", 0), round(mb, 1))
+        except OSError:
+            pass
+
+    def line(self) -> str:
+        rec = self.tail.record
+        it = rec.last_iter
+        return job_line(self.job.id, it, self.max_iter, rec.latest("loss"), rec.latest("lr"),
+                        self.speed.rate(it), self.job.gpu)
+
+    def interrupt(self) -> None:
+        """Ask Caffe to snapshot and stop (its -sigint_effect)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+
+    def finish(self, rc: int) -> str:
+        """After the process ended: done, pending (stopped early: resumable) or failed."""
+        self.tail.poll()
+        attempt = self.job.extra["attempts"][-1]
+        attempt.update(ended=now(), rc=rc)
+        snap, dropped = latest_valid(self.dir, self.stem, self.log)
+        if dropped:
+            self.job.extra.setdefault("corrupt_snapshots", []).extend(dropped)
+        if rc == 0 and snap is not None and snap.iteration >= self.max_iter:
+            self.finish_done(snap)
+        elif rc == 0 or rc == -signal.SIGINT:
+            self.job.status = "pending"     # stopped early on request: a rerun resumes
+        else:
+            self.job.status = "failed"
+            tail = self.run.path(self.job.log).read_bytes()[-1500:].decode("utf-8", "replace")
+            self.job.extra["error"] = f"caffe exited with {rc}; log tail:\n{tail}"
+        return self.job.status
+
+    def finish_done(self, snap: Snapshot) -> None:
+        from .curves import write_curves
+
+        final = self.dir / FINAL
+        tmp = final.with_name(f".{FINAL}.tmp{os.getpid()}")
+        shutil.copyfile(snap.caffemodel, tmp)
+        os.replace(tmp, final)
+        self.job.final = Final(self.run.rel(final), sha256_file(final), snap.iteration)
+        self.job.status = "done"
+        self.job.finished = now()
+        log = self.run.path(self.job.log)
+        if log.is_file():
+            write_curves(log, self.dir, f"{self.run.run} {self.job.id}")
+        prune(self.dir, self.stem, self.keep)
