@@ -63,11 +63,17 @@ def detect_task(task: tuple) -> dict:
     h, w = img.shape[:2]
     if ref_box is None and centre_fraction:
         ref_box = al.centre_box(w, h, centre_fraction)
-    det = _detector()
+    det = _detector()   # outside the try: a detector that cannot start stops the run
     det.min_face = face_size_floor(min_face, ref_box)
-    faces = det.detect(img, name=str(path))
+    try:
+        faces = det.detect(img, name=str(path))
+    except Exception as e:  # one odd image must not end the run: it counts as "no face"
+        faces, failure = [], f"detector failed ({type(e).__name__}: {e})"
+    else:
+        failure = ""
     entry["faces"] = len(faces)
     face, why = al.choose_face(faces, ref_box, ref_lm)
+    why = failure or why
     if face is not None:
         lm = [[float(x), float(y)] for x, y in face.landmarks]
         entry["face"] = {"box": [float(v) for v in face.box], "landmarks": lm}

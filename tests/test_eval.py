@@ -146,51 +146,42 @@ def test_bad_nets_and_data_are_clear_errors(prepared, tmp_path):
 
 # ---------------------------------------------------------------- `g2s eval` on run directories
 CLI_ATTRS = [("Bald", "d"), ("Eyeglasses", "g"), ("Smiling", "a")]
+TRAIN_CFG = """net: {variant: small, crop_size: 28, fc_dim: 16}
+solver: {batch_size: 8, test_batch_size: 8, max_iter_step1: 20, max_iter_step23: 10,
+         test_interval: 10, test_iter: 2, snapshot: 10, display: 5}
+poll_seconds: 0.1
+progress_seconds: 1
+"""
+
+
+def make_prepared_for_runs(path, test: int = 12):
+    """A tiny prepared dataset `g2s train` can train on (32 px images, the crops of CLI_ATTRS)."""
+    return make_tiny_prepared(path, [n for n, _ in CLI_ATTRS], counts={"train": 48, "val": 16, "test": test},
+                              size=32, schemes=("a", "d", "g"), seed=9)
 
 
 def make_runs(tmp_path, prepared_dir):
-    """Two runs in the trainer's format (g2s_caffe.runs), nets from `g2s gen --variant small`,
-    weights = the generator's fillers (no training: evaluation plumbing only)."""
-    import caffe
+    """Runs steps_1 and steps_1_2_3 trained by the real `g2s train` (small nets, a few
+    iterations, no Model A): evaluation plumbing, not accuracy."""
     import yaml
 
-    from g2s_caffe import cli, runs
+    from g2s_caffe import cli
 
-    attrs_yaml = tmp_path / "attrs.yaml"
-    attrs_yaml.write_text(yaml.safe_dump({"dataset": "tiny", "attributes": [
+    (tmp_path / "attrs.yaml").write_text(yaml.safe_dump({"attributes": [
         {"name": n, "crop": c} for n, c in CLI_ATTRS]}))
-    assert cli.main(["gen", "--variant", "small", "--attributes", str(attrs_yaml), "--dataset", "tiny",
-                     "--monitor-size", "8", "--out", str(tmp_path / "nets")]) == 0
-    nets = tmp_path / "nets" / "tiny"
+    (tmp_path / "cfg.yaml").write_text(TRAIN_CFG)
     root = tmp_path / "runs"
-    caffe.set_random_seed(7)
-    for name, steps in (("steps_1", [1]), ("steps_1_2_3", [1, 2, 3])):
-        rd = root / name
-        jobs = []
-        specs = [("step1", 1, None, None, "a", nets / "step1")] if steps == [1] else \
-            [(f"step3/{n}", 3, n, None, c, nets / "step3" / n) for n, c in CLI_ATTRS]
-        for jid, step, attr, idx, scheme, src in specs:
-            jd = rd / jid
-            jd.mkdir(parents=True)
-            for f in ("train_val", "deploy", "solver"):
-                (jd / f"{f}.prototxt").write_text((src / f"{f}.prototxt").read_text())
-            caffe.Net(str(jd / "deploy.prototxt"), caffe.TEST).save(str(jd / "final.caffemodel"))
-            jobs.append(runs.Job(id=jid, step=step, attribute=attr, attr_index=idx, scheme=scheme, dir=jid,
-                                 solver=f"{jid}/solver.prototxt", train_val=f"{jid}/train_val.prototxt",
-                                 deploy=f"{jid}/deploy.prototxt", log=f"{jid}/train.log", seed=1, status="done",
-                                 final=runs.Final(f"{jid}/final.caffemodel",
-                                                  runs.sha256_file(jd / "final.caffemodel"), 0)))
-        runs.save_run(runs.Run(root=rd, run=name, dataset="tiny", data=str(prepared_dir),
-                               attributes=[{"name": n, "crop": c} for n, c in CLI_ATTRS], steps=steps,
-                               weights_a={}, config={}, caffe={}, git_commit=None, created="now", jobs=jobs))
+    for steps in ("1", "1,2,3"):
+        assert cli.main(["train", "--data", str(prepared_dir), "--runs", str(root), "--attributes",
+                         str(tmp_path / "attrs.yaml"), "--config", str(tmp_path / "cfg.yaml"),
+                         "--weights-a", "none", "--steps", steps]) == 0
     return root
 
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("gen")
-    prep = make_tiny_prepared(tmp / "data", [n for n, _ in CLI_ATTRS], counts={"test": 12, "val": 8},
-                              size=64, schemes=("a", "d", "g"), seed=9)
+    tmp = tmp_path_factory.mktemp("runs")
+    prep = make_prepared_for_runs(tmp / "data")
     return make_runs(tmp, prep), prep
 
 
@@ -236,7 +227,10 @@ def test_g2s_eval_errors(generated, capsys, tmp_path):
     root, _ = generated
     assert cli.main(["eval", "--runs", str(root), "--run", "steps_9"]) == 2
     assert "no run named 'steps_9'" in capsys.readouterr().err
-    assert cli.main(["eval", "--runs", str(root), "--split", "train"]) == 2
-    assert "split 'train' was not prepared" in capsys.readouterr().err
+    other = make_tiny_prepared(tmp_path / "other", [n for n, _ in CLI_ATTRS], counts={"val": 4}, size=32)
+    assert cli.main(["eval", "--runs", str(root), "--data", str(other)]) == 2
+    assert "split 'test' was not prepared" in capsys.readouterr().err
+    assert cli.main(["eval", "--runs", str(root), "--data", str(other), "--split", "val"]) == 2
+    assert "crop scheme 'd' was not prepared" in capsys.readouterr().err
     assert cli.main(["eval", "--runs", str(tmp_path)]) == 2
     assert "no runs" in capsys.readouterr().err

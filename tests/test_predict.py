@@ -121,12 +121,9 @@ def test_g2s_predict_end_to_end_with_mtcnn(tmp_path, capsys):
     import skimage.data
 
     from g2s_caffe import cli
-    from support import make_tiny_prepared
-    from test_eval import CLI_ATTRS, make_runs
+    from test_eval import CLI_ATTRS, make_prepared_for_runs, make_runs
 
-    prep = make_tiny_prepared(tmp_path / "data", [n for n, _ in CLI_ATTRS], counts={"test": 4}, size=64,
-                              schemes=("a", "d", "g"), seed=1)
-    root = make_runs(tmp_path, prep)
+    root = make_runs(tmp_path, make_prepared_for_runs(tmp_path / "data", test=4))
     img = _photo()
     paths = [tmp_path / "astronaut.png", tmp_path / "pair.jpg", tmp_path / "coffee.png"]
     cv2.imwrite(str(paths[0]), img)
