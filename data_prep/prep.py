@@ -16,6 +16,7 @@ g2s_caffe/layout.py.  A run over a finished OUT with the same options does nothi
 from __future__ import annotations
 
 import csv
+import io
 import hashlib
 import json
 import multiprocessing as mp
@@ -278,7 +279,6 @@ def write_report(out: Path, split: str, records: list[ImageRecord], cache: Detec
                      "score": "" if e["score"] is None else f"{e['score']:.4f}",
                      "angle": "" if e["alignment"] is None else f"{e['alignment']['angle']:.2f}",
                      "listed_at": r.where})
-    import io
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=REPORT_FIELDS, lineterminator="\n")
     w.writeheader()

@@ -232,5 +232,8 @@ def test_g2s_eval_errors(generated, capsys, tmp_path):
     assert "split 'test' was not prepared" in capsys.readouterr().err
     assert cli.main(["eval", "--runs", str(root), "--data", str(other), "--split", "val"]) == 2
     assert "crop scheme 'd' was not prepared" in capsys.readouterr().err
-    assert cli.main(["eval", "--runs", str(tmp_path)]) == 2
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["eval", "--runs", str(tmp_path / "empty")]) == 2
     assert "no runs" in capsys.readouterr().err
+    assert cli.main(["eval", "--runs", str(other)]) == 2    # a prepared dataset is not a run
+    assert "expected 'g2s-run/1'" in capsys.readouterr().err
