@@ -24,6 +24,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("gen", "g2s_caffe.gen", "write the nets and solvers of Steps 1-3 for an attribute list (prototxt/)"),
     ("train", "g2s_caffe.train.cli", "train Steps 1-3 with caffe train: resumable runs, ablations, GPUs, Slurm/k8s"),
     ("detect", "data_prep.detect_cli", "find faces, 5 landmarks and scores in images (MTCNN on Caffe)"),
+    ("demo", "g2s_caffe.demo", "the whole pipeline on the bundled synthetic-attribute dataset (make demo)"),
 ]
 
 

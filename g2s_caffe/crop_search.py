@@ -1,15 +1,13 @@
 """Choose each attribute's crop scheme from data instead of by hand (beyond the paper).
 
-For every attribute and every candidate scheme (default: all schemes the prepared data has),
-fine-tune the attribute's Step-3 net briefly (--iters) from the same initial weights (--init,
-e.g. Model B = a run's step1/final.caffemodel; none = from the generator's fillers), score it
-on the validation split with `g2s eval`'s code, and keep the best scheme.  Writes an
-attributes YAML that `g2s gen --attributes` reads, a CSV of every (attribute, scheme) score
-and a PNG heat map.  Each finished (attribute, scheme) is recorded in WORK/scores.csv, so an
-interrupted search resumes where it stopped.
-
-Training runs in-process through pycaffe's solver (the same Caffe, the same generated nets
-and solver settings as `g2s train`, with max_iter = --iters and no TEST passes).
+For every candidate scheme (default: all schemes the prepared data has), `g2s train` trains
+the searched attributes' Step-3 nets briefly (--iters) on that scheme from the same initial
+weights (--init, e.g. Model B = a run's step1/final.caffemodel, loaded by layer name like
+Model A; none = the generator's fillers), one run per scheme under WORK/runs/<scheme>_iters<N>/; each
+net is scored on the validation split with `g2s eval`'s code and the best scheme is kept.
+Writes an attributes YAML that `g2s gen --attributes` (and `g2s train --attributes`) reads,
+WORK/scores.csv with every (attribute, scheme) score, and a PNG heat map.  Rerunning the
+same command resumes: scored pairs are kept, `g2s train` skips finished jobs.
 """
 from __future__ import annotations
 
@@ -29,47 +27,45 @@ METRICS = ("accuracy", "balanced_accuracy")
 SCORE_COLUMNS = ["attribute", "scheme", "iters", "accuracy", "balanced_accuracy"]
 
 
-def _solver_for(src: Path, dst: Path, iters: int, work: Path) -> Path:
-    """The generated solver with max_iter = iters, no TEST net (no test_iter: Caffe then builds
-    none, so the monitor split need not exist), no snapshots."""
-    from google.protobuf import text_format
-    from caffe.proto import caffe_pb2
-
-    sp = caffe_pb2.SolverParameter()
-    text_format.Merge(src.read_text(), sp)
-    sp.max_iter = iters
-    sp.ClearField("test_iter")
-    sp.ClearField("test_interval")
-    sp.snapshot = 0
-    sp.snapshot_after_train = False
-    sp.snapshot_prefix = str(work / "snap")
-    sp.display = 0
-    dst.write_text(text_format.MessageToString(sp))
-    return dst
-
-
-def train_and_score(net_dir: Path, attr: str, scheme: str, data: layout.PreparedDataset, split: str,
-                    iters: int, init: Path | None, work: Path):
-    """Fine-tune one Step-3 net for ``iters`` iterations and score it on ``split``."""
-    import caffe
-
+def score_job(run_dir: Path, attr: str, scheme: str, data: layout.PreparedDataset, split: str):
+    """Validation (accuracy, balanced accuracy) in % of a finished Step-3 job of a search run."""
     from .evaluate import EvalNet, evaluate
+    from .runs import load_run
 
-    work.mkdir(parents=True, exist_ok=True)
-    solver_path = _solver_for(net_dir / "solver.prototxt", work / "solver.prototxt", iters, work)
-    solver = caffe.get_solver(str(solver_path))
-    if init is not None:
-        solver.net.copy_from(str(init))   # by layer name, like `caffe train --weights`
-    solver.step(iters)
-    weights = work / "weights.caffemodel"
-    solver.net.save(str(weights))
-    del solver
-    res = evaluate(f"{attr}/{scheme}", [EvalNet(attr, None, scheme, net_dir / "deploy.prototxt", weights,
-                                                net_dir / "train_val.prototxt")],
+    run = load_run(run_dir)
+    job = run.job(f"step3/{attr}")
+    if job.status != "done" or job.final is None:
+        raise G2SError(f"{run_dir}: job step3/{attr} did not finish ({job.status}); rerun the same command")
+    res = evaluate(f"{attr}/{scheme}", [EvalNet(attr, None, scheme, run.path(job.deploy),
+                                                run.path(job.final.path), run.path(job.train_val))],
                    data, split, show_progress=False)
     s = res.scores[0]
-    weights.unlink()   # only the score is kept: a search over 8 schemes x 40 attributes is big
     return 100 * s.accuracy, 100 * s.balanced_accuracy
+
+
+def train_scheme(data_dir: Path, attrs: AttributeList, names: list[str], scheme: str, args, work: Path) -> Path:
+    """`g2s train --steps 3 --only step3/<a>...` of every attribute on ``scheme``: one run."""
+    from .cli import build_parser
+
+    yaml_path = work / "attributes" / f"{scheme}.yaml"
+    write_atomic(yaml_path, f"dataset: {attrs.dataset}\nattributes:\n" + "".join(
+        f"  - {{name: {a.name}, crop: {scheme}}}\n" for a in attrs.attributes))
+    runs_dir = work / "runs" / f"{scheme}_iters{args.iters}"   # another --iters is another run
+    argv = ["train", "--data", str(data_dir), "--runs", str(runs_dir), "--attributes", str(yaml_path),
+            "--steps", "3", "--only", ",".join(f"step3/{a}" for a in names),
+            "--weights-a", str(args.init) if args.init else "none",
+            "--set", f"solver.max_iter_step23={args.iters}"]
+    if args.variant:
+        argv += ["--variant", args.variant]
+    if args.config:
+        argv += ["--config", str(args.config)]
+    if args.jobs:
+        argv += ["--jobs", str(args.jobs)]
+    targs = build_parser().parse_args(argv)
+    rc = targs._run(targs)   # G2SErrors propagate with the trainer's own message
+    if rc:
+        raise G2SError(f"g2s train for scheme {scheme} failed (exit {rc}); see {runs_dir}")
+    return runs_dir / "steps_3"
 
 
 def _read_scores(path: Path) -> dict[tuple[str, str, int], tuple[float, float]]:
@@ -135,10 +131,13 @@ def plot(names: list[str], schemes: list[str], scores: dict, iters: int, metric:
     m = np.array([[scores[(a, s, iters)][k] for s in schemes] for a in names])
     fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(schemes), 1.2 + 0.3 * len(names)))
     im = ax.imshow(m, aspect="auto", cmap="viridis")
+    lo, hi = float(m.min()), float(m.max())
     for i, a in enumerate(names):
         for j, s in enumerate(schemes):
             mark = ("*" if s == chosen[a] else "") + ("d" if s == defaults[a] else "")
-            ax.text(j, i, f"{m[i, j]:.1f}{mark}", ha="center", va="center", fontsize=7, color="white")
+            light = hi > lo and (m[i, j] - lo) / (hi - lo) > 0.6   # viridis is yellow at the top
+            ax.text(j, i, f"{m[i, j]:.1f}{mark}", ha="center", va="center", fontsize=7,
+                    color="black" if light else "white")
     ax.set_xticks(range(len(schemes)))
     ax.set_xticklabels(schemes)
     ax.set_yticks(range(len(names)))
@@ -160,8 +159,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schemes", default=None, help="candidate schemes, e.g. abcdefgh (default: all prepared)")
     p.add_argument("--iters", type=int, default=500, help="fine-tuning iterations per (attribute, scheme)")
     p.add_argument("--init", type=Path, default=None,
-                   help="initial weights for every fine-tune (e.g. Model B: RUNS/steps_1_2_3/step1/final.caffemodel)")
-    p.add_argument("--variant", choices=("full", "small"), default="full", help="net size, as in g2s gen")
+                   help="initial weights of every fine-tune (e.g. Model B: RUNS/steps_1_2_3/step1/final.caffemodel); "
+                        "None = the generator's fillers")
+    p.add_argument("--variant", choices=("full", "small"), default=None,
+                   help="net size (g2s train --variant); None = the config's (full)")
+    p.add_argument("--config", type=Path, default=None, help="a TrainConfig YAML passed to g2s train")
+    p.add_argument("--jobs", type=int, default=None, help="concurrent CPU training jobs (g2s train --jobs)")
     p.add_argument("--split", default="val", choices=layout.SPLITS, help="split the schemes are scored on")
     p.add_argument("--metric", choices=METRICS, default="accuracy", help="what 'best' means")
     p.add_argument("--work", type=Path, default=Path("runs/crop_search"),
@@ -172,9 +175,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from tqdm import tqdm
-
-    from . import gen
-    from . import params as hp
 
     if args.iters < 1:
         raise G2SError(f"--iters must be >= 1, got {args.iters}")
@@ -200,31 +200,24 @@ def run(args) -> int:
     data.count(args.split)
     if args.split == "test":
         print("warning: choosing crop schemes on the test split makes its test accuracy optimistic")
-    net_cfg, solver_cfg = hp.VARIANTS[args.variant]
-    if net_cfg.image_size != data.image_size:
-        raise G2SError(f"{args.data}: images are {data.image_size} px but the {args.variant} nets expect "
-                       f"{net_cfg.image_size}; prepare the data with --image-size {net_cfg.image_size}")
     work = args.work.resolve()
     score_path = work / "scores.csv"
     scores = _read_scores(score_path)
-    todo = [(a, s) for a in names for s in schemes if (a, s, args.iters) not in scores]
-    bar = tqdm(total=len(names) * len(schemes), initial=len(names) * len(schemes) - len(todo),
-               desc="crop-search", unit="fine-tune")
-    generated: set[str] = set()
-    for a, s in todo:
-        if s not in generated:
-            # Every attribute's Step-3 net on scheme s: one generated tree per scheme.
-            per = AttributeList(attrs.dataset, tuple(type(x)(x.name, s) for x in attrs.attributes), attrs.source)
-            # monitor_size 1: the search's solvers have no TEST net (see _solver_for).
-            gen.generate_tree(per, work / "nets" / s, dataset, net_cfg, solver_cfg,
-                              str(Path(args.data).resolve()), f"g2s crop-search (scheme {s})", 1)
-            generated.add(s)
-        bar.set_postfix_str(f"{a} on {s}")
-        scores[(a, s, args.iters)] = train_and_score(work / "nets" / s / dataset / "step3" / a, a, s, data,
-                                                     args.split, args.iters, args.init, work / "tmp")
-        _write_scores(score_path, scores)   # resume point
-        bar.update(1)
-    bar.close()
+    total = len(names) * len(schemes)
+    done = sum((a, s, args.iters) in scores for a in names for s in schemes)
+    print(f"crop-search: {len(names)} attribute(s) x {len(schemes)} scheme(s), {args.iters} iterations each; "
+          f"{done} of {total} already scored")
+    with tqdm(total=total, initial=done, desc="crop-search", unit="net") as bar:
+        for s in schemes:
+            todo = [a for a in names if (a, s, args.iters) not in scores]
+            if not todo:
+                continue
+            run_dir = train_scheme(args.data.resolve(), attrs, todo, s, args, work)
+            for a in todo:
+                bar.set_postfix_str(f"{a} on {s}")
+                scores[(a, s, args.iters)] = score_job(run_dir, a, s, data, args.split)
+                _write_scores(score_path, scores)   # resume point
+                bar.update(1)
 
     chosen = choose(attrs, names, schemes, scores, args.iters, args.metric)
     defaults = {a: attrs.attributes[attrs.index(a)].crop for a in names}

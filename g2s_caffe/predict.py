@@ -215,6 +215,8 @@ def run(args) -> int:
     except G2SError as e:
         if size is None:
             raise G2SError(f"{e}; or pass --image-size (240 for the paper's nets)") from None
+        print(f"note: the run's prepared data is not here ({e}); crops at --image-size {size}, "
+              f"JPEG quality {quality}, only the schemes the nets use")
     predictor = Predictor(nets_of_run(r), size, schemes, quality)
     detector = MTCNN()
     for path in tqdm(args.images, desc="predict", unit="img", disable=len(args.images) < 2):

@@ -1,12 +1,14 @@
-"""`g2s crop-search` on a tiny real prepared dataset: real Caffe fine-tunes of generated nets."""
+"""`g2s crop-search` on a tiny real prepared dataset: real `g2s train` fine-tunes, real scoring."""
 from __future__ import annotations
 
 import csv
+import shutil
 
 import pytest
 import yaml
 
 from support import make_tiny_prepared
+from test_eval import TRAIN_CFG
 
 pytestmark = pytest.mark.caffe
 
@@ -16,45 +18,51 @@ ATTRS = ["Bald", "Eyeglasses"]
 def test_crop_search_writes_an_attributes_file_gen_reads_and_resumes(tmp_path, capsys):
     from g2s_caffe import cli
     from g2s_caffe.attributes import load_attributes
+    from g2s_caffe.runs import load_run
 
-    prep = make_tiny_prepared(tmp_path / "data", ATTRS, counts={"train": 16, "val": 8}, size=64,
+    prep = make_tiny_prepared(tmp_path / "data", ATTRS, counts={"train": 32, "val": 8}, size=32,
                               schemes=("a", "g"), seed=4)
     start = tmp_path / "start.yaml"
     start.write_text(yaml.safe_dump({"dataset": "tiny", "attributes": [{"name": "Bald", "crop": "d"},
                                                                        {"name": "Eyeglasses", "crop": "g"}]}))
-    argv = ["crop-search", "--data", str(prep), "--attributes", str(start), "--variant", "small",
-            "--iters", "2", "--work", str(tmp_path / "w")]
+    (tmp_path / "cfg.yaml").write_text(TRAIN_CFG)
+    argv = ["crop-search", "--data", str(prep), "--attributes", str(start), "--config", str(tmp_path / "cfg.yaml"),
+            "--iters", "4", "--work", str(tmp_path / "w")]
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     scores = list(csv.DictReader(open(tmp_path / "w" / "scores.csv")))
-    assert sorted((r["attribute"], r["scheme"]) for r in scores) == \
-        [("Bald", "a"), ("Bald", "g"), ("Eyeglasses", "a"), ("Eyeglasses", "g")]
-    acc = {(r["attribute"], r["scheme"]): float(r["accuracy"]) for r in scores}
+    assert sorted((r["attribute"], r["scheme"], r["iters"]) for r in scores) == \
+        [("Bald", "a", "4"), ("Bald", "g", "4"), ("Eyeglasses", "a", "4"), ("Eyeglasses", "g", "4")]
     for r in scores:   # 8 val images: accuracies are multiples of 12.5 %
         assert float(r["accuracy"]) % 12.5 == pytest.approx(0, abs=1e-3)
+    # Each scheme was one `g2s train` run whose Step-3 nets read that scheme, trained 4 iterations.
+    for s in "ag":
+        run = load_run(tmp_path / "w" / "runs" / f"{s}_iters4" / "steps_3")
+        assert {j.scheme for j in run.jobs} == {s}
+        assert all(j.status == "done" and j.final.iteration == 4 for j in run.jobs)
+    acc = {(r["attribute"], r["scheme"]): float(r["accuracy"]) for r in scores}
     chosen = load_attributes(tmp_path / "w" / "attributes.yaml")
     assert chosen.names == ATTRS
     for a in chosen.attributes:
-        best = max(acc[(a.name, s)] for s in "ag")
-        assert acc[(a.name, a.crop)] == best
+        assert acc[(a.name, a.crop)] == max(acc[(a.name, s)] for s in "ag")
     assert "mean val accuracy: searched" in out
     assert (tmp_path / "w" / "crop_search.png").stat().st_size > 1000
     # `g2s gen` reads the written file.
     assert cli.main(["gen", "--attributes", str(tmp_path / "w" / "attributes.yaml"), "--variant", "small",
                      "--monitor-size", "8", "--out", str(tmp_path / "nets")]) == 0
-    # Resume: everything is scored already, so nothing is retrained (the nets dir is not even rebuilt).
+    # Resume: every pair is scored already, so nothing is trained again.
     (tmp_path / "w" / "attributes.yaml").unlink()
-    import shutil
-    shutil.rmtree(tmp_path / "w" / "nets")
+    shutil.rmtree(tmp_path / "w" / "runs")
     assert cli.main(argv) == 0
-    assert (tmp_path / "w" / "attributes.yaml").is_file() and not (tmp_path / "w" / "nets").exists()
+    assert "4 of 4 already scored" in capsys.readouterr().out
+    assert (tmp_path / "w" / "attributes.yaml").is_file() and not (tmp_path / "w" / "runs").exists()
 
 
 def test_crop_search_bad_input(tmp_path, capsys):
     from g2s_caffe import cli
 
-    prep = make_tiny_prepared(tmp_path / "data", ATTRS, counts={"train": 4, "val": 4}, size=64, seed=1)
-    base = ["crop-search", "--data", str(prep), "--variant", "small", "--work", str(tmp_path / "w")]
+    prep = make_tiny_prepared(tmp_path / "data", ATTRS, counts={"train": 4, "val": 4}, size=32, seed=1)
+    base = ["crop-search", "--data", str(prep), "--work", str(tmp_path / "w")]
     good = tmp_path / "a.yaml"
     good.write_text(yaml.safe_dump({"attributes": [{"name": n, "crop": "a"} for n in ATTRS]}))
     swapped = tmp_path / "b.yaml"
@@ -63,12 +71,9 @@ def test_crop_search_bad_input(tmp_path, capsys):
     assert "must be the data's, in its order" in capsys.readouterr().err
     assert cli.main(base + ["--attributes", str(good), "--only", "Young"]) == 2
     assert "no attribute named 'Young'" in capsys.readouterr().err
-    base += ["--attributes", str(good)]
-    assert cli.main(base + ["--schemes", "ah"]) == 2
+    assert cli.main(base + ["--attributes", str(good), "--schemes", "ah"]) == 2
     assert "crop scheme 'h' was not prepared" in capsys.readouterr().err
-    assert cli.main(base + ["--init", str(tmp_path / "none.caffemodel")]) == 2
+    assert cli.main(base + ["--attributes", str(good), "--init", str(tmp_path / "none.caffemodel")]) == 2
     assert "none.caffemodel: no such weights file" in capsys.readouterr().err
-    assert cli.main(base + ["--variant", "full"]) == 2
-    assert "images are 64 px but the full nets expect 240" in capsys.readouterr().err
-    assert cli.main(base[:-2]) == 2   # no packaged list for dataset 'tiny'
+    assert cli.main(base) == 2   # no packaged list for dataset 'tiny'
     assert "no packaged attribute list for 'tiny'" in capsys.readouterr().err

@@ -253,7 +253,9 @@ def test_compose_config_validates_and_chains_the_pipeline():
 
 
 def test_compose_dataset_and_gpus_settings():
-    svc = compose_config(DATASET="lfwa", G2S_GPUS="2,3")["services"]
+    svc = compose_config(DATASET="lfwa", G2S_GPUS="2,3", G2S_STEPS="1")["services"]
+    cmd = svc["train"]["command"]
+    assert cmd[cmd.index("--steps") + 1] == "1" and cmd[cmd.index("--gpus") + 1] == "@gpus"
     assert svc["prep"]["command"][:2] == ["prep", "lfwa"]
     assert "/opt/g2s/work/lfwa" in svc["train"]["command"]
     assert svc["train"]["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"] == ["2,3"]

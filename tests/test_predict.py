@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from test_eval import CROP, make_tiny_net
+from test_eval import make_tiny_net
 
 pytestmark = pytest.mark.caffe
 
