@@ -173,8 +173,8 @@ def test_verify_engine_rejects_a_cpu_library_as_cuda(tmp_path):
     bc = _bc()
     lib = tmp_path / "lib"
     lib.mkdir()
-    # Any real ELF shared object without CUDA dependencies stands in for a CPU-only libcaffe.
-    import ctypes.util  # noqa: F401  (the stdlib's own .so is at hand everywhere)
+    # Any real ELF shared object without CUDA dependencies (here: a stdlib extension module)
+    # stands in for a CPU-only libcaffe.
     so = next(Path(sys.base_prefix).glob("lib/python3*/lib-dynload/_json*.so"), None) or \
         next(Path("/usr/lib").glob("python3*/lib-dynload/_json*.so"))
     shutil.copy(so, lib / "libcaffe.so.1.0.0")

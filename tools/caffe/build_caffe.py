@@ -411,7 +411,9 @@ def main(argv: list[str] | None = None) -> int:
             if (prefix / "BUILD_INFO.json").is_file():
                 print(f"[caffe] cached build {prefix} (key {key[:16]})", flush=True)
             else:
-                files = fetch_sources(args.cache, args.mirror or mirror_from_system(), args.apt_keyring)
+                mirror = args.mirror or mirror_from_system()
+                keyring = (args.apt_keyring,) if args.apt_keyring else ()  # only where asked
+                files = fetch_sources(args.cache, mirror, *keyring)
                 prefix = build(args.cache, key, record, files, patches, flags, args.python, args.jobs)
             if args.venv:
                 link_into_venv(prefix, args.venv)
