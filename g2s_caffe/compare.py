@@ -361,11 +361,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", choices=("auto", *DATASETS), default="auto",
                    help="which paper table; auto: the file's dataset column, else celeba")
     p.add_argument("--run", default=None,
-                   help=f"which run of RESULTS to compare per attribute (default: the only run, else {FULL_RUN})")
+                   help=f"which run of RESULTS to compare per attribute; None = the only run, else {FULL_RUN}")
     p.add_argument("--ablations", default="auto", metavar="FILE|auto|none",
                    help="results CSV with step-combination runs for Table 1; auto: the runs in RESULTS")
     p.add_argument("--out", type=Path, default=None,
-                   help="output directory (default: RESULTS' directory / compare)")
+                   help="output directory; None = RESULTS' directory / compare")
     p.add_argument("--format", choices=("table", "csv", "markdown"), default="table",
                    help="what to print; csv: one column per method, machine-readable")
 

@@ -154,9 +154,9 @@ def plot(names: list[str], schemes: list[str], scores: dict, iters: int, metric:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, required=True, help="prepared dataset directory (g2s prep)")
     p.add_argument("--attributes", type=Path, default=None,
-                   help="attributes YAML to start from (default: the packaged list of the data's dataset)")
+                   help="attributes YAML to start from; None = the packaged list of the data's dataset")
     p.add_argument("--only", nargs="+", metavar="ATTR", default=None, help="search only these attributes")
-    p.add_argument("--schemes", default=None, help="candidate schemes, e.g. abcdefgh (default: all prepared)")
+    p.add_argument("--schemes", default=None, help="candidate schemes, e.g. abcdefgh; None = all prepared")
     p.add_argument("--iters", type=int, default=500, help="fine-tuning iterations per (attribute, scheme)")
     p.add_argument("--init", type=Path, default=None,
                    help="initial weights of every fine-tune (e.g. Model B: RUNS/steps_1_2_3/step1/final.caffemodel); "
@@ -170,7 +170,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--work", type=Path, default=Path("runs/crop_search"),
                    help="working directory (generated nets, scores.csv for resuming)")
     p.add_argument("--out", type=Path, default=None,
-                   help="attributes YAML to write (default: WORK/attributes.yaml)")
+                   help="attributes YAML to write; None = WORK/attributes.yaml")
 
 
 def run(args) -> int:

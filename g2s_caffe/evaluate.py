@@ -304,10 +304,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", default=None, help="evaluate only this run (a name under --runs)")
     p.add_argument("--split", default="test", choices=layout.SPLITS, help="which prepared split")
     p.add_argument("--data", type=Path, default=None,
-                   help="prepared dataset directory (default: the one each run was trained on)")
+                   help="prepared dataset directory; None = the one each run was trained on")
     p.add_argument("--batch", type=int, default=32, help="images per forward pass")
+    p.add_argument("--gpu", type=int, default=None, help="GPU id for the forward passes; None = CPU")
     p.add_argument("--out", type=Path, default=None,
-                   help="results CSV for `g2s compare` (default: RUNS/eval_<split>.csv)")
+                   help="results CSV for `g2s compare`; None = RUNS/eval_<split>.csv")
 
 
 def select_runs(root: Path, name: str | None):
@@ -333,6 +334,9 @@ def select_runs(root: Path, name: str | None):
 def run(args) -> int:
     if args.batch < 1:
         raise G2SError(f"--batch must be >= 1, got {args.batch}")
+    from .device import select_device
+
+    print(f"g2s eval: running the nets on the {select_device(args.gpu)}")
     root = Path(args.runs)
     selected = select_runs(root, args.run)
     from .runs import MANIFEST as RUN_MANIFEST

@@ -174,10 +174,11 @@ def write_outputs(image_path: Path, img: np.ndarray, preds: list[FacePrediction]
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="photographs (any OpenCV format)")
     p.add_argument("--runs", type=Path, required=True, help="directory of runs (or one run directory)")
-    p.add_argument("--run", default=None, help="which run (default: the only one, else steps_1_2_3)")
+    p.add_argument("--run", default=None, help="which run; None = the only one, else steps_1_2_3")
     p.add_argument("--out", type=Path, default=Path("predictions"), help="output directory")
     p.add_argument("--image-size", type=int, default=None,
-                   help="size of the aligned crops (default: the run's prepared image_size)")
+                   help="size of the aligned crops; None = the run's prepared image_size")
+    p.add_argument("--gpu", type=int, default=None, help="GPU id for the attribute nets; None = CPU")
 
 
 def _pick_run(root: Path, name: str | None):
@@ -199,8 +200,10 @@ def run(args) -> int:
     from data_prep.mtcnn import MTCNN
 
     from . import layout
+    from .device import select_device
     from .evaluate import nets_of_run
 
+    select_device(args.gpu)
     for p in args.images:
         if not p.is_file():
             raise G2SError(f"{p}: no such image")

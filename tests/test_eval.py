@@ -237,3 +237,17 @@ def test_g2s_eval_errors(generated, capsys, tmp_path):
     assert "no runs" in capsys.readouterr().err
     assert cli.main(["eval", "--runs", str(other)]) == 2    # a prepared dataset is not a run
     assert "expected 'g2s-run/1'" in capsys.readouterr().err
+
+
+@pytest.mark.caffe
+def test_gpu_on_a_cpu_only_build_is_refused_up_front(tmp_path, capsys):
+    from g2s_caffe import cli
+
+    """A CPU-only Caffe would abort the process on the first GPU net; say so instead."""
+    from g2s_caffe.device import caffe_build_info
+
+    if caffe_build_info().get("cmake_flags", {}).get("CPU_ONLY") != "ON":
+        pytest.skip("this Caffe has CUDA")
+    (tmp_path / "runs").mkdir()
+    assert cli.main(["eval", "--runs", str(tmp_path / "runs"), "--gpu", "0"]) == 2
+    assert "CPU-only build" in capsys.readouterr().err
