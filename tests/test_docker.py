@@ -250,6 +250,8 @@ def test_compose_config_validates_and_chains_the_pipeline():
     assert {"/opt/g2s/work", "/opt/g2s/runs"} <= set(mounts)
     assert svc["prep"]["command"][:2] == ["prep", "celeba"]
     assert svc["compare"]["command"][1] == "/opt/g2s/runs/celeba/eval_test.csv"
+    ev = svc["eval"]["command"]
+    assert ev[ev.index("--gpu") + 1] == "0"  # the container's first GPU, not the CPU
 
 
 def test_compose_dataset_and_gpus_settings():
