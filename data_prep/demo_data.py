@@ -47,6 +47,7 @@ DEFAULT_SEED = 2018
 DEFAULT_COUNT = 2000
 STAMP = "demo_data.json"
 SPLIT_FRACTIONS = (0.70, 0.15)          # train, val; the rest is test (CelebA-like, contiguous)
+MAX_ROLL_DEG = 15                        # in-plane rotation range; MTCNN still finds most faces
 
 # name -> probability of "present".  Each region-specific so a crop scheme fits it
 # (g2s_caffe/data/attributes/demo.yaml).  Rendered in the order of RENDER_ORDER below.
@@ -352,7 +353,7 @@ def compose(index: int, seed: int, photos: dict[str, np.ndarray], force: dict[st
 
     src_lm = np.asarray(src.landmarks, np.float64)
     d = rng.uniform(0.17, 0.24) * w
-    angle = rng.uniform(-15, 15)
+    angle = rng.uniform(-MAX_ROLL_DEG, MAX_ROLL_DEG)
     # Room for hat above, tie below, ears beside (Frame units times d), then a random position.
     ex = rng.uniform(1.6 * d, w - 1.6 * d)
     ey = rng.uniform(min(1.6 * d, h / 2), max(min(1.6 * d, h / 2), h - 2.7 * d))

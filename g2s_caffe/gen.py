@@ -55,9 +55,11 @@ NET_KNOBS = (
     ("--fc-dim", "fc_dim", int, "fc6/fc7 outputs"),
     ("--crop-size", "crop_size", int, "network input (random/centre crop)"),
     ("--image-size", "image_size", int, "stored face image size (must match the prepared data)"),
+    ("--input-scale", "input_scale", float, "pixel scale after mean subtraction (1 = VGG-Face's 0-255)"),
 )
 SOLVER_KNOBS = (
     ("--batch-size", "batch_size", int, "effective batch"),
+    ("--base-lr", "base_lr", float, "starting learning rate of the 'inv' policy"),
     ("--iter-size", "iter_size", int, "forwards per update; per-forward batch = batch/iter"),
     ("--test-batch-size", "test_batch_size", int, "TEST-phase batch"),
     ("--max-iter-step1", "max_iter_step1", int, "Step 1 iterations"),

@@ -94,6 +94,8 @@ def _data_pair(n: caffe.NetSpec, data: DataSpec, shape: hp.NetShape, train: bool
     split = data.train_split if train else data.monitor_split
     batch = data.batch if train else data.test_batch
     transform = dict(crop_size=shape.crop_size, mirror=train, mean_value=list(hp.VGG_FACE_MEAN_BGR))
+    if shape.input_scale != 1.0:
+        transform["scale"] = shape.input_scale
     n.data, n.data_index = L.Data(source=lmdb_source(data.root, split, data.scheme),
                                   backend=P.Data.LMDB, batch_size=batch, transform_param=transform,
                                   include=phase, ntop=2)

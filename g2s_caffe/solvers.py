@@ -30,7 +30,7 @@ def solver(net: str, snapshot_prefix: str, max_iter: int, monitor_size: int,
     s = caffe_pb2.SolverParameter()
     s.net = net
     s.type = hp.SOLVER_TYPE
-    s.base_lr = hp.BASE_LR
+    s.base_lr = settings.base_lr
     s.lr_policy = hp.LR_POLICY
     s.gamma = hp.GAMMA
     s.power = hp.POWER

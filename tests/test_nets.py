@@ -132,6 +132,7 @@ def _check_data_layers(net, path, dataset: str, scheme: str, batch: int):
             t = layer.transform_param
             assert (t.crop_size, t.mirror) == (224, train), path
             assert list(t.mean_value) == pytest.approx(VGG_FACE_MEAN_BGR, abs=1e-4)
+            assert t.scale == 1.0, path   # VGG-Face's 0-255 input (no scale field)
         else:
             assert not layer.HasField("transform_param"), path
     assert sorted(seen) == [("data", False), ("data", True), ("labels", False), ("labels", True)]

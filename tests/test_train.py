@@ -141,8 +141,8 @@ def test_seven_ablations_resolve_to_the_right_weights(tiny, chain):
         assert same_trunk(a, blobs(model_a))
 
 
-def _solver_lr(it):   # the paper's inv policy
-    return 1e-4 * (1 + 1e-4 * it) ** -0.5
+def _solver_lr(base_lr, it):   # the paper's inv policy: gamma 1e-4, power 0.5
+    return base_lr * (1 + 1e-4 * it) ** -0.5
 
 
 def test_kill_9_then_rerun_resumes_and_skips_a_corrupt_snapshot(tiny):
@@ -178,9 +178,13 @@ def test_kill_9_then_rerun_resumes_and_skips_a_corrupt_snapshot(tiny):
     rec = parse_log(part)
     first = min(rec.train)
     assert first >= its[-2] and first - its[-2] <= 5, (first, its)
+    from caffe.proto import caffe_pb2
+    from google.protobuf import text_format
+    solver = text_format.Merge((runs / "steps_1" / job.solver).read_text(), caffe_pb2.SolverParameter())
+    assert (solver.lr_policy, solver.gamma, solver.power) == ("inv", pytest.approx(1e-4), pytest.approx(0.5))
     for it, row in rec.train.items():
         if "lr" in row:
-            assert row["lr"] == pytest.approx(_solver_lr(it), rel=1e-4)
+            assert row["lr"] == pytest.approx(_solver_lr(solver.base_lr, it), rel=1e-4)
 
 
 def test_two_uninterrupted_runs_are_bit_identical(tiny, chain):
