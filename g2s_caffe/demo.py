@@ -48,7 +48,7 @@ class Plan:
 
 # Sized for <= 15 minutes on 2 CPU cores (measured: see README); the solver policy is the
 # paper's ("inv", lr_mult 1/3/5/8), only the iteration counts shrink.
-FULL = Plan(count=None, max_iter_step1=1500, max_iter_step23=200, test_interval=100, snapshot=500, jobs=2)
+FULL = Plan(count=None, max_iter_step1=1500, max_iter_step23=300, test_interval=100, snapshot=500, jobs=2)
 QUICK = Plan(count=300, max_iter_step1=150, max_iter_step23=30, test_interval=50, snapshot=50, jobs=2)
 
 
