@@ -26,6 +26,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from . import params as hp
 from .errors import G2SError
 
 ATTRIBUTES_FILE = Path(__file__).resolve().parent / "data" / "attributes" / "demo.yaml"
@@ -274,7 +275,8 @@ each independently, so every label is known exactly.  Dataset: `{data_root}` (ra
    56-px input).
 3. `train`: random init instead of VGG-Face (`--weights-a none`), the paper's solver policy, iterations
    scaled down: Step 1 {plan.max_iter_step1}, Steps 2/3 {plan.max_iter_step23} each.  Two runs: Step 1 alone
-   and Steps 1 -> 2 -> 3.  Manifests: `runs/<run>/manifest.json`; curves: `curves/` ({len(curves)} plots).
+   and Steps 1 -> 2 -> 3 (Step 1 is trained once: the second run reuses the first's, the same
+   training by fingerprint).  Manifests: `runs/<run>/manifest.json`; curves: `curves/` ({len(curves)} plots).
 4. `eval`: both runs on the test split (`eval_test.csv`, `runs/<run>/eval/test/`).
 
 ## The demo's Table 1 (test accuracy, %)
@@ -297,10 +299,12 @@ at chance in "Step 1 alone" may therefore be one the general crop cannot see.
   the same way as in the paper's Table 1.
 - They do not measure facial-attribute recognition: the attributes are painted-on, clearly visible
   patterns, there are only 8 identities, the nets are tiny and start from random weights (no
-  VGG-Face) with the paper's base learning rate (1e-4, meant for fine-tuning), and training is
-  a few hundred iterations: attributes marked "not above chance" were not learnt in that time.  Whether Steps 2-3 help here says little
-  about CelebA or LFWA; small differences between the two runs are within run-to-run noise of
-  {rows[0]['n']} test images (one image = {100 / rows[0]['n']:.2f} points).
+  VGG-Face at this size: inputs scaled by {hp.SMALL_NET.input_scale:g} and base_lr {hp.SMALL_SOLVER.base_lr:g}
+  instead of the paper's {hp.BASE_LR:g}, which is meant for fine-tuning), and training is a few
+  hundred iterations: attributes marked "not above chance" were not learnt in that time, or not
+  visible in the crop.  Whether Steps 2-3 help here says little about CelebA or LFWA; small
+  differences between the two runs are within the noise of {rows[0]['n']} test images (one
+  image = {100 / rows[0]['n']:.2f} points).
 
 Stage times (s, this run; reused stages keep their first time): {json.dumps(seconds)}.
 """

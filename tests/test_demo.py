@@ -53,7 +53,12 @@ def test_quick_demo_writes_every_output(quick):
     for run in demo.RUNS:
         assert (out / "runs" / run / "manifest.json").is_file()
     curves = sorted((out / "curves").rglob("*.png"))
-    assert len(curves) == 2 + 2 * len(NAMES), [c.name for c in curves]
+    # Step 1 is trained once: the three-step run reuses the Step-1-alone run's (train/share.py)
+    assert len(curves) == 1 + 2 * len(NAMES), [c.name for c in curves]
+    from g2s_caffe.runs import load_run
+    step1 = load_run(out / "runs" / "steps_1_2_3").job("step1")
+    assert step1.extra["shared_from"] == "steps_1/step1"
+    assert step1.final.sha256 == load_run(out / "runs" / "steps_1").job("step1").final.sha256
     # Eval + the demo's Table 1.
     for f in ("eval_test.csv", "table1_demo.md", "table1_demo.csv", "table1_demo.png", "report.md"):
         assert (out / f).stat().st_size > 0, f

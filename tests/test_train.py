@@ -132,13 +132,28 @@ def test_seven_ablations_resolve_to_the_right_weights(tiny, chain):
                 src_path = run.path(run.job(f"step2/{job.attribute}").final.path)
             else:
                 src_path = src[init.source]
-            assert init.derived["source"] == str(src_path) and init.derived["source_sha256"] == sha256_file(src_path)
+            assert Path(init.derived["source"]).resolve() == src_path.resolve()
+            assert init.derived["source_sha256"] == sha256_file(src_path)
             assert same_trunk(got, blobs(src_path)), (name, job.id)
             want = {"steps_2": "A", "steps_3": "A", "steps_1_2": "B", "steps_1_3": "B",
                     "steps_2_3": "A" if job.step == 2 else f"C:{job.attribute}",
                     "steps_1_2_3": "B" if job.step == 2 else f"C:{job.attribute}"}[name]
             assert init.source == want, (name, job.id)
         assert same_trunk(a, blobs(model_a))
+    # every distinct training ran once; the repeats reuse its weights (share.py)
+    shared = {f"{name}/{job.id}": job.extra.get("shared_from")
+              for name in found for job in load_run(runs / name).jobs}
+    want_shared = {"steps_1_2/step1": "steps_1/step1", "steps_1_3/step1": "steps_1/step1",
+                   "steps_1_2_3/step1": "steps_1/step1"}
+    for attr in NAMES:
+        want_shared[f"steps_2_3/step2/{attr}"] = f"steps_2/step2/{attr}"
+        want_shared[f"steps_1_2_3/step2/{attr}"] = f"steps_1_2/step2/{attr}"
+    assert {k: v for k, v in shared.items() if v} == want_shared
+    for key, origin in want_shared.items():
+        run_name, jid = key.split("/", 1)
+        job, orig = load_run(runs / run_name).job(jid), load_run(runs / origin.split("/")[0]).job(jid)
+        assert job.final.sha256 == orig.final.sha256 == sha256_file(load_run(runs / run_name).path(job.final.path))
+        assert not (runs / run_name / job.dir / "train.log").exists()    # not trained there
 
 
 def _solver_lr(base_lr, it):   # the paper's inv policy: gamma 1e-4, power 0.5
@@ -190,10 +205,12 @@ def test_kill_9_then_rerun_resumes_and_skips_a_corrupt_snapshot(tiny):
 def test_two_uninterrupted_runs_are_bit_identical(tiny, chain):
     from g2s_caffe.runs import load_run
 
-    runs = tiny / "runs_again"
-    g2s(tiny, runs, "--weights-a", "none", "--steps", "1")
-    a = load_run(runs / "steps_1").job("step1").final.sha256
-    assert a == load_run(chain).job("step1").final.sha256
+    runs = chain.parent          # next to the chain's run: share_jobs off, or it would be reused
+    g2s(tiny, runs, "--weights-a", "none", "--steps", "1", "--set", "share_jobs=false")
+    again = load_run(runs / "steps_1").job("step1")
+    assert "shared_from" not in again.extra and (runs / "steps_1" / again.log).is_file()
+    assert again.final.sha256 == load_run(chain).job("step1").final.sha256
+    assert again.extra["fingerprint"] == load_run(chain).job("step1").extra["fingerprint"]
 
 
 def _err(tiny, capsys, *extra, data=None):
@@ -232,14 +249,44 @@ def test_bad_input_fails_before_any_job(tiny, tmp_path, capsys):
     assert "label Datums hold 3 values" in _err(tiny, capsys, data=three)
 
 
-def _nets(tiny, tmp_path, crop):
+def _nets(tiny, tmp_path, crop, image_size=None, **solver):
     from g2s_caffe import params as hp
     from g2s_caffe.attributes import load_attributes
     from g2s_caffe.gen import generate_tree
 
-    net = hp.NetShape(width_mult=1 / 16, fc_dim=16, crop_size=crop, image_size=crop)
-    solver = hp.SolverSettings(batch_size=8, test_batch_size=8, max_iter_step1=4, max_iter_step23=4,
-                               test_interval=4, snapshot=4, solver_mode="CPU")
+    net = hp.NetShape(width_mult=1 / 16, fc_dim=16, crop_size=crop, image_size=image_size or crop)
+    solver = hp.SolverSettings(**{**dict(batch_size=8, test_batch_size=8, max_iter_step1=4, max_iter_step23=4,
+                                         test_interval=4, snapshot=4, solver_mode="CPU"), **solver})
     out = tmp_path / f"nets{crop}"
     generate_tree(load_attributes(tiny / "attrs.yaml"), out, "custom", net, solver, "x", "test", monitor_size=16)
     return out / "custom"
+
+
+def test_a_diverging_job_stops_at_the_first_nan_and_says_what_to_change(tiny, tmp_path, capsys):
+    from g2s_caffe.runs import load_run
+
+    runs = tiny / "runs_diverge"
+    nets = _nets(tiny, tmp_path, 28, image_size=32, base_lr=1e8, max_iter_step1=400, snapshot=2)
+    rc = g2s(tiny, runs, "--weights-a", "none", "--steps", "1", "--nets", str(nets),
+             "--set", "solver.display=1", check=False)
+    assert rc != 0
+    job = load_run(runs / "steps_1").job("step1")
+    assert job.status == "failed" and job.final is None
+    d = job.extra["diverged"]
+    assert d["loss"] in ("nan", "-nan", "inf", "-inf")
+    # stopped at once, not after 400 iterations (poll every 0.1 s; CPU iterations take ms)
+    assert d["iteration"] < 400
+    assert d["last_finite_iteration"] is None or d["last_finite_iteration"] < d["iteration"]
+    err = job.extra["error"]
+    assert err.startswith("training diverged: loss = ") and "g2s gen --base-lr" in err
+    assert "training diverged" in capsys.readouterr().out
+    snaps = runs / "steps_1" / "step1" / "snapshots"
+    finite = d["last_finite_iteration"]
+    for p in snaps.glob("*.solverstate"):       # what a rerun may resume from: before the blow-up
+        assert finite is not None and int(p.stem.split("_iter_")[1]) <= finite
+    for it in d["snapshots_set_aside"]:
+        assert (snaps / f"step1_iter_{it}.caffemodel.diverged").is_file()
+    # the progress parser saw a non-finite loss as such
+    from g2s_caffe.train.progress import parse_log
+    rec = parse_log((runs / "steps_1" / job.log).read_text())
+    assert not np.isfinite(rec.last_loss[1])

@@ -44,6 +44,7 @@ class TrainConfig:
     poll_seconds: float = 1.0            # how often the scheduler looks at its jobs
     progress_seconds: float = 15.0       # how often the per-job lines are printed
     effective_batch: int | None = None   # None = the variant's (paper: 128)
+    share_jobs: bool = True              # a job already trained in a sibling run is reused (share.py)
 
 
 def default_effective_batch(cfg: TrainConfig) -> int:

@@ -10,6 +10,7 @@ Lines read (Caffe 1.0 solver.cpp / sgd_solver.cpp, after glog's prefix):
 """
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -30,6 +31,10 @@ class LogRecord:
     test: dict[int, dict[str, float]] = field(default_factory=dict)    # iter -> {output: value}
     restores: list[str] = field(default_factory=list)
     last_iter: int = 0
+    loss_lines: int = 0                          # loss lines fed, in file order
+    last_loss: tuple[int, float] | None = None   # (iteration, loss) of the newest one
+    last_finite_iter: int | None = None          # iteration of the newest finite loss
+    first_bad_iter: int | None = None            # first non-finite loss after it, if any
     _test_iter: int | None = None
     _loss_iter: int | None = None
 
@@ -39,6 +44,12 @@ class LogRecord:
             it = int(m.group(1))
             row = self.train.setdefault(it, {})
             row["loss"] = float(m.group(3))
+            self.loss_lines += 1
+            self.last_loss = (it, row["loss"])
+            if math.isfinite(row["loss"]):
+                self.last_finite_iter, self.first_bad_iter = it, None
+            elif self.first_bad_iter is None:
+                self.first_bad_iter = it
             if m.group(2):
                 row["iter_per_s"] = float(m.group(2))
             self.last_iter, self._loss_iter = it, it

@@ -12,6 +12,10 @@ SIGINT makes Caffe snapshot and stop (-sigint_effect=stop, then Solver::Solve's
 snapshot_after_train); the driver turns its own SIGTERM/SIGINT into that.  The child gets
 PR_SET_PDEATHSIG=SIGKILL, so a kill -9 of the driver never leaves an orphan training on.
 
+Divergence: a non-finite training loss stops the job at once (SIGKILL, so Caffe writes no
+snapshot of the broken weights); snapshots newer than the last finite loss are set aside as
+*.diverged and the job fails with what to change.  A rerun resumes from before the blow-up.
+
 Finish: the snapshot at max_iter is copied to final.caffemodel (temp + os.replace), hashed
 and recorded with its iteration; the curves are written; the last K snapshots are kept.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import math
 import os
 import re
 import shutil
@@ -170,6 +175,8 @@ class JobProcess:
         self.speed = Speed()
         self.max_iter = self._max_iter()
         self.lock_fd = None
+        self.diverged: tuple[int, float, int | None] | None = None   # (iteration, loss, last finite)
+        self._losses_before = 0
 
     def _max_iter(self) -> int:
         from caffe.proto import caffe_pb2
@@ -213,6 +220,9 @@ class JobProcess:
         env = dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0")
         if self.threads:
             env.update(OPENBLAS_NUM_THREADS=str(self.threads), OMP_NUM_THREADS=str(self.threads))
+        self.tail.poll()                      # earlier attempts' lines: not this process's
+        self._losses_before = self.tail.record.loss_lines
+        self.tail.record.first_bad_iter = None
         logf = open(self.run.path(job.log), "ab")
         self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env,
                                      cwd=self.dir, preexec_fn=_die_with_parent, start_new_session=True)
@@ -226,8 +236,13 @@ class JobProcess:
         return True
 
     def poll(self) -> int | None:
-        self.tail.poll()
+        rec = self.tail.poll()
         rc = self.proc.poll() if self.proc else None
+        if (self.proc and rc is None and rec.loss_lines > self._losses_before
+                and not math.isfinite(rec.last_loss[1])):
+            self.diverged = (rec.first_bad_iter, rec.last_loss[1], rec.last_finite_iter)
+            self.proc.kill()
+            return self.proc.wait()
         if self.proc and rc is None:
             self._sample_memory()
             prune(self.dir, self.stem, self.keep)
@@ -262,7 +277,9 @@ class JobProcess:
         snap, dropped = latest_valid(self.dir, self.stem, self.log)
         if dropped:
             self.job.extra.setdefault("corrupt_snapshots", []).extend(dropped)
-        if rc == 0 and snap is not None and snap.iteration >= self.max_iter:
+        if self.diverged:
+            self._fail_diverged()
+        elif rc == 0 and snap is not None and snap.iteration >= self.max_iter:
             self.finish_done(snap)
         elif rc == 0 or rc == -signal.SIGINT:
             self.job.status = "pending"     # stopped early on request: a rerun resumes
@@ -271,6 +288,26 @@ class JobProcess:
             tail = self.run.path(self.job.log).read_bytes()[-1500:].decode("utf-8", "replace")
             self.job.extra["error"] = f"caffe exited with {rc}; log tail:\n{tail}"
         return self.job.status
+
+    def _fail_diverged(self) -> None:
+        it, loss, finite = self.diverged
+        aside = []
+        for s in snapshots(self.dir, self.stem):
+            if finite is None or s.iteration > finite:
+                for p in (s.caffemodel, s.solverstate):
+                    os.replace(p, p.with_name(p.name + ".diverged"))
+                aside.append(s.iteration)
+        self.job.status = "failed"
+        self.job.extra["diverged"] = {"iteration": it, "loss": str(loss), "last_finite_iteration": finite,
+                                      "snapshots_set_aside": aside}
+        before = f"the last finite loss was at iteration {finite}" if finite is not None else "no finite loss yet"
+        self.job.extra["error"] = (
+            f"training diverged: loss = {loss} at iteration {it} ({before}; log {self.job.log}). "
+            f"Lower the learning rate (regenerate the nets with `g2s gen --base-lr LR ...` and pass them with "
+            f"--nets; this run's solver: {self.job.solver}) or check the initial weights "
+            f"({self.job.init.path or self.job.init.source}), then rerun"
+            + (f": it resumes from the newest snapshot at or before iteration {finite}" if finite is not None else "")
+            + (f" (snapshots {aside} set aside as *.diverged)" if aside else "") + ".")
 
     def finish_done(self, snap: Snapshot) -> None:
         from .curves import write_curves

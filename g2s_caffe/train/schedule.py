@@ -94,6 +94,24 @@ class Scheduler:
             return False
         return True
 
+    def _reuse(self, job) -> bool:
+        """Record the job's fingerprint; True when a sibling run already trained the same job
+        and this one was recorded as done with its weights (share.py)."""
+        from . import share
+
+        fp = share.fingerprint(self.run, job, self.cfg.head_init)
+        if fp is None:
+            return False
+        job.extra["fingerprint"] = fp
+        found = share.find_done(self.run, fp) if self.cfg.share_jobs else None
+        if found is None:
+            return False
+        other, done = found
+        share.adopt(self.run, job, other, done)
+        self._commit(job)
+        self.out(f"[{job.id}] done: the same training as {other.run}/{done.id} (weights reused, not retrained)")
+        return True
+
     def _take_slots(self, job) -> list[int] | None:
         if job.step == 1 and len(self.gpus) > 1:
             # all GPUs, one slot each
@@ -142,6 +160,10 @@ class Scheduler:
                     if not ready:
                         continue
                     job = self.run.job(jid)
+                    if self._reuse(job):
+                        todo.remove(jid)
+                        result[jid] = "done"
+                        continue
                     slots = self._take_slots(job)
                     if slots is None:
                         continue
