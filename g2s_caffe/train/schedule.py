@@ -73,6 +73,7 @@ class Scheduler:
         self.free = list(range(len(self.slots)))
         self.running: dict[str, tuple[JobProcess, list[int]]] = {}
         self.stop_requested = False
+        self.checked: set[str] = set()     # jobs looked up for reuse (share.py)
         cores = os.cpu_count() or 1
         self.threads = None if gpus else max(1, cores // max(1, cfg.jobs))
 
@@ -105,6 +106,7 @@ class Scheduler:
         job.extra["fingerprint"] = fp
         found = share.find_done(self.run, fp) if self.cfg.share_jobs else None
         if found is None:
+            self._commit(job)
             return False
         other, done = found
         share.adopt(self.run, job, other, done)
@@ -159,11 +161,13 @@ class Scheduler:
                         continue
                     if not ready:
                         continue
+                    if jid not in self.checked:          # once per job, not every poll
+                        self.checked.add(jid)
+                        if self._reuse(self.run.job(jid)):
+                            todo.remove(jid)
+                            result[jid] = "done"
+                            continue
                     job = self.run.job(jid)
-                    if self._reuse(job):
-                        todo.remove(jid)
-                        result[jid] = "done"
-                        continue
                     slots = self._take_slots(job)
                     if slots is None:
                         continue
