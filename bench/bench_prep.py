@@ -133,6 +133,27 @@ def crop_psnr(files: list[Path], size: int, quality: int) -> float:
     return float(np.mean(psnrs))
 
 
+def eye_errors(root: Path, out: Path) -> np.ndarray:
+    """Per detected image: mean distance of the two detected eyes from the dataset's eye
+    landmarks, over the inter-ocular distance (from OUT/.cache/<split>.jsonl)."""
+    import json
+
+    from data_prep.celeba import read_table
+
+    truth = read_table(root / "list_landmarks_celeba.txt", 10)
+    errs = []
+    for cache in sorted((out / ".cache").glob("*.jsonl")):
+        for line in cache.read_text().splitlines():
+            e = json.loads(line)
+            if e.get("state") != "detected":
+                continue
+            lm = truth[e["name"]][1]
+            gt = np.array([[lm[0], lm[1]], [lm[2], lm[3]]])
+            got = np.array(e["face"]["landmarks"][:2])
+            errs.append(np.linalg.norm(got - gt, axis=1).mean() / np.linalg.norm(gt[0] - gt[1]))
+    return np.array(errs)
+
+
 def run_prep(root: Path, out: Path, workers: int, size: int, quality: int, min_face: str) -> tuple[float, dict]:
     from data_prep.celeba import read_celeba
     from data_prep.prep import prepare
@@ -180,6 +201,10 @@ def main() -> int:
             print(f"end-to-end prep, {workers} worker(s), --min-face {min_face:>4}: {n / wall:8.1f} img/s  "
                   f"({wall:.1f} s for {n} images incl. pool start-up; {1000 * cpu[workers, min_face]:.0f} "
                   "CPU-ms per image, all processes)", flush=True)
+        for mf in ("20", "auto"):
+            e = eye_errors(tmp / "celeba", tmp / f"out2_{mf}")
+            print(f"eye landmarks, --min-face {mf:>4}: {len(e)} detected; error / inter-ocular distance median "
+                  f"{np.median(e):.3f}, mean {e.mean():.3f}, p95 {np.percentile(e, 95):.3f} (vs the list_landmarks file)")
         # ru_maxrss of children: the largest resident set of any finished worker (KiB on Linux).
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(f"RATIO end-to-end(1 worker) / decode+encode baseline: {rates[1, '20'] / base:.3f}")
