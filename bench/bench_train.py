@@ -39,25 +39,25 @@ sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("GLOG_minloglevel", "2")
 
 
+def _logged(cmd: list[str], cwd, **env) -> str:
+    """Run ``cmd`` with glog on stderr; its stderr (the log), or exit with its tail."""
+    r = subprocess.run(cmd, cwd=cwd, env=dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0", **env),
+                       capture_output=True, text=True)
+    if r.returncode:
+        sys.exit(r.stderr[-3000:])
+    return r.stderr
+
+
 def solve(solver: Path, cwd) -> str:
     """Solver::Solve() on ``solver`` in a fresh process, through pycaffe: the same C++ loop as
     `caffe train`, whose embedded Python aborts at exit when a net has a Python layer."""
     code = "import sys, caffe; caffe.set_mode_cpu(); caffe.get_solver(sys.argv[1]).solve()"
     pythonpath = os.pathsep.join([str(ROOT / "bench"), os.environ.get("PYTHONPATH", "")])
-    env = dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0", PYTHONPATH=pythonpath)
-    r = subprocess.run([sys.executable, "-c", code, str(solver)], cwd=cwd, env=env, capture_output=True, text=True)
-    if r.returncode:
-        sys.exit(r.stderr[-3000:])
-    return r.stderr
+    return _logged([sys.executable, "-c", code, str(solver)], cwd, PYTHONPATH=pythonpath)
 
 
 def caffe(*args, cwd) -> str:
-    env = dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0")
-    r = subprocess.run([str(Path(sys.executable).parent / "caffe"), *args], cwd=cwd, env=env,
-                       capture_output=True, text=True)
-    if r.returncode:
-        sys.exit(r.stderr[-3000:])
-    return r.stderr
+    return _logged([str(Path(sys.executable).parent / "caffe"), *args], cwd)
 
 
 def iteration_seconds(log: str) -> tuple[float, int]:
@@ -68,7 +68,7 @@ def iteration_seconds(log: str) -> tuple[float, int]:
                                 log, re.M)]
     warm = pts[1:]
     if len(warm) < 2:
-        sys.exit("caffe train logged fewer than 3 iterations: raise --iters")
+        sys.exit("training logged fewer than 3 iterations: raise --iters")
     return (warm[-1] - warm[0]) / (len(warm) - 1), len(warm) - 1
 
 
