@@ -143,6 +143,9 @@ class Run:
     created: str
     jobs: list[Job]
     format: str = FORMAT
+    # Which method's run this is: "g2s" (Steps 1-3) or "lnets_anet" (the baseline).  The job
+    # machinery (g2s_caffe.jobs) is the same; evaluation reads a run the way its method says.
+    method: str = "g2s"
 
     # -------------------------------------------------------------- lookups
     @property
@@ -195,7 +198,8 @@ class Run:
 
     # -------------------------------------------------------------- JSON
     def to_json(self) -> dict:
-        return {"format": self.format, "run": self.run, "dataset": self.dataset, "data": self.data,
+        return {"format": self.format, "method": self.method, "run": self.run, "dataset": self.dataset,
+                "data": self.data,
                 "attributes": self.attributes, "steps": self.steps, "weights_a": self.weights_a,
                 "config": self.config, "caffe": self.caffe, "git_commit": self.git_commit,
                 "created": self.created, "jobs": [j.to_json() for j in self.jobs]}
@@ -210,7 +214,7 @@ class Run:
                        attributes=list(d["attributes"]), steps=[int(s) for s in d["steps"]],
                        weights_a=d["weights_a"], config=d.get("config", {}), caffe=d.get("caffe", {}),
                        git_commit=d.get("git_commit"), created=d["created"],
-                       jobs=[Job.from_json(j) for j in d["jobs"]])
+                       jobs=[Job.from_json(j) for j in d["jobs"]], method=d.get("method", "g2s"))
         except (KeyError, TypeError) as e:
             raise G2SError(f"{where}: malformed run manifest ({type(e).__name__}: {e})") from e
 

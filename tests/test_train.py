@@ -189,7 +189,7 @@ def test_kill_9_then_rerun_resumes_and_skips_a_corrupt_snapshot(tiny):
     assert second["resumed_from"] == its[-2] and any(f"iteration {its[-1]}" in c for c in job.extra["corrupt_snapshots"])
     log = (runs / "steps_1" / job.log).read_text()
     part = log.split("Resuming from")[1]
-    from g2s_caffe.train.progress import parse_log
+    from g2s_caffe.jobs.progress import parse_log
     rec = parse_log(part)
     first = min(rec.train)
     assert first >= its[-2] and first - its[-2] <= 5, (first, its)
@@ -287,6 +287,29 @@ def test_a_diverging_job_stops_at_the_first_nan_and_says_what_to_change(tiny, tm
     for it in d["snapshots_set_aside"]:
         assert (snaps / f"step1_iter_{it}.caffemodel.diverged").is_file()
     # the progress parser saw a non-finite loss as such
-    from g2s_caffe.train.progress import parse_log
+    from g2s_caffe.jobs.progress import parse_log
     rec = parse_log((runs / "steps_1" / job.log).read_text())
     assert not np.isfinite(rec.last_loss[1])
+
+
+def test_the_progress_total_is_known_from_the_start_and_counts_shared_jobs_as_done(tiny, chain, monkeypatch):
+    """steps_1_3 next to the chain: Step 1 is the chain's (reused, no training), Step 3 from B
+    is new.  The bar's total is all five jobs' iterations from its first update on."""
+    from g2s_caffe.jobs import schedule
+    from g2s_caffe.runs import load_run
+
+    trace = []
+
+    class Recording(schedule.Scheduler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw, on_progress=lambda n, total: trace.append((n, total)))
+
+    monkeypatch.setattr(schedule, "Scheduler", Recording)
+    g2s(tiny, chain.parent, "--weights-a", "none", "--steps", "1,3")
+    run = load_run(chain.parent / "steps_1_3")
+    assert run.job("step1").extra["shared_from"] in ("steps_1/step1", "steps_1_2_3/step1")   # by test order
+    assert all(j.status == "done" for j in run.jobs)
+    total = 20 + 2 * 10
+    assert trace and {t for _, t in trace} == {total}
+    assert all(a <= b for (a, _), (b, _) in zip(trace, trace[1:]))      # never goes back
+    assert trace[-1][0] == total and any(n == 20 for n, _ in trace)       # the reused Step 1 counted once

@@ -114,8 +114,9 @@ def run(args) -> int:
     from ..layout import open_prepared
     from ..runs import MANIFEST
     from . import plan, prepare
+    from ..jobs.schedule import Scheduler
     from .config import default_effective_batch
-    from .schedule import Scheduler
+    from .method import G2SMethod
     from .validate import validate_run
 
     cfg = load_config(args)
@@ -155,7 +156,7 @@ def run(args) -> int:
     status = 0
     for r, ids in zip(runs, selections):
         print(f"{r.run}: {len(ids)} job(s) -> {r.root}")
-        result = Scheduler(r, ids, cfg, gpus).run_all()
+        result = Scheduler(r, ids, cfg.scheduler(), G2SMethod(cfg.head_init), gpus).run_all()
         counts = {}
         for s in result.values():
             counts[s] = counts.get(s, 0) + 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .. import params as hp
+from ..jobs.schedule import SchedulerSettings
 from ..surgery import DEFAULT_MODE
 
 
@@ -45,6 +46,11 @@ class TrainConfig:
     progress_seconds: float = 15.0       # how often the per-job lines are printed
     effective_batch: int | None = None   # None = the variant's (paper: 128)
     share_jobs: bool = True              # a job already trained in a sibling run is reused (share.py)
+
+    def scheduler(self) -> SchedulerSettings:
+        return SchedulerSettings(jobs=self.jobs, jobs_per_gpu=self.jobs_per_gpu,
+                                 keep_snapshots=self.keep_snapshots, poll_seconds=self.poll_seconds,
+                                 progress_seconds=self.progress_seconds, share_jobs=self.share_jobs)
 
 
 def default_effective_batch(cfg: TrainConfig) -> int:

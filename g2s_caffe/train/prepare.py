@@ -8,10 +8,6 @@ caffe_pb2 messages.  The learning-rate policy is never touched.
 """
 from __future__ import annotations
 
-import datetime as dt
-import json
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,17 +15,16 @@ from .. import params as hp
 from ..attributes import AttributeList
 from ..config import merge, to_dict
 from ..errors import G2SError
+from ..jobs.protofiles import read_text_proto, write_text_proto
+from ..jobs.provenance import caffe_info, git_commit, now
+from ..jobs.runner import LOG, SNAPSHOT_DIR
 from ..layout import PreparedDataset
 from ..paths import repo_root
-from ..runs import MANIFEST, Init, Job, Run, load_run, locked, run_name, save_run, sha256_file
+from ..runs import MANIFEST, Job, Run, load_run, locked, run_name, save_run, sha256_file
 from .config import TrainConfig
 from .plan import JobSpec
 
 FILES = ("solver", "train_val", "deploy")
-SNAPSHOT_DIR = "snapshots"
-LOG = "train.log"
-FINAL = "final.caffemodel"
-INIT = "init.caffemodel"
 VGG_FACE_HINT = ("Model A is the VGG-Face caffemodel (VGG_FACE.caffemodel, ~580 MB, from the Oxford "
                  "VGG-Face release: https://www.robots.ox.ac.uk/~vgg/software/vgg_face/, the Caffe "
                  "archive vgg_face_caffe.tar.gz). Put it at weights/VGG_FACE.caffemodel or pass "
@@ -111,25 +106,6 @@ def source_folder(nets_dir: Path, spec: JobSpec) -> Path:
 
 
 # ------------------------------------------------------------------ run copies
-def read_text_proto(path: Path, message):
-    from google.protobuf import text_format
-
-    if not path.is_file():
-        raise G2SError(f"{path}: missing (regenerate the nets with `g2s gen`)")
-    try:
-        return text_format.Merge(path.read_text(), message)
-    except text_format.ParseError as e:
-        raise G2SError(f"{path}: not a valid {type(message).__name__} ({e})") from e
-
-
-def write_text_proto(path: Path, message, header: str) -> None:
-    from google.protobuf import text_format
-
-    from ..gen import _write_atomic
-
-    _write_atomic(path, header + text_format.MessageToString(message, float_format=".7g"))
-
-
 def _train_batch_layers(net):
     import caffe
 
@@ -190,29 +166,6 @@ def run_copies(req: Request, spec: JobSpec, nets_dir: Path, job_dir: Path) -> di
 
 
 # ------------------------------------------------------------------ the run
-def caffe_info() -> dict:
-    import caffe
-
-    prefix_file = Path(sys.executable).parent.parent / "caffe-prefix"
-    prefix = prefix_file.read_text().strip() if prefix_file.is_file() else str(Path(caffe.__file__).parent)
-    info_path = Path(prefix) / "BUILD_INFO.json"
-    build = json.loads(info_path.read_text()) if info_path.is_file() else None
-    return {"version": getattr(caffe, "__version__", "1.0.0"), "prefix": prefix, "build_info": build}
-
-
-def git_commit() -> str | None:
-    try:
-        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root(), capture_output=True,
-                           text=True, timeout=10)
-        return r.stdout.strip() or None if r.returncode == 0 else None
-    except OSError:
-        return None
-
-
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
 def identity(req: Request, weights_a: dict) -> dict:
     """What must not change between a run and its rerun (scheduling knobs may)."""
     c = to_dict(req.cfg)
@@ -249,7 +202,9 @@ def create_or_load(req: Request, specs: list[JobSpec], weights_a: dict, monitor:
                             scheme=spec.scheme, dir=rel, solver=f"{rel}/solver.prototxt",
                             train_val=f"{rel}/train_val.prototxt", deploy=f"{rel}/deploy.prototxt",
                             log=f"{rel}/{LOG}", seed=info["seed"],
-                            extra={"init_from": spec.init_from, "depends": list(spec.depends)}))
+                            extra={"init_from": spec.init_from, "depends": list(spec.depends),
+                                   # Step 1 is one net trained over every GPU given (NCCL)
+                                   "all_gpus": spec.step == 1}))
         config = to_dict(req.cfg)
         config.update(identity=ident, nets=str(nets_dir), gpus=list(req.gpus))
         run = Run(root=root, run=name, dataset=req.dataset, data=str(req.data.root.resolve()),
@@ -259,9 +214,3 @@ def create_or_load(req: Request, specs: list[JobSpec], weights_a: dict, monitor:
         save_run(run)
         return run
 
-
-def record_init(run: Run, job: Job) -> Init:
-    """Model A's entry for a job that starts from A (Caffe loads it by layer name)."""
-    if run.weights_a.get("random_init"):
-        return Init(None, None, "random")
-    return Init(run.weights_a["path"], run.weights_a["sha256"], "A")

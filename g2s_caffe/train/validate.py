@@ -13,7 +13,7 @@ from pathlib import Path
 from ..errors import G2SError
 from ..layout import LABELS, PreparedDataset
 from ..runs import Run
-from .prepare import read_text_proto
+from ..jobs.protofiles import read_text_proto
 
 
 def _first_datum(path: Path):

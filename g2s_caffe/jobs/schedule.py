@@ -1,12 +1,13 @@
 """Run a run's jobs in dependency order over CPU slots or GPUs.
 
-Slots: without --gpus, ``jobs`` concurrent CPU jobs (OpenBLAS threads split between them);
-with --gpus, ``jobs_per_gpu`` slots per GPU.  Step 1 on several GPUs takes every GPU at once
-(`caffe train --gpu 0,1,..`, Caffe's NCCL data parallelism; the run copy's per-GPU batch
-keeps the effective batch).  Steps 2/3 are independent per attribute, Step 3/<a> waits for
-Step 2/<a> only.  Progress: a tqdm bar over all jobs' iterations plus one line per running
-job every ``progress_seconds``.  SIGTERM/SIGINT: every Caffe child snapshots and stops, the
-manifest is saved, and a rerun resumes.
+Slots: without GPUs, ``jobs`` concurrent CPU jobs (OpenBLAS threads split between them);
+with GPUs, ``jobs_per_gpu`` slots per GPU.  A job marked ``extra.all_gpus`` (G2S's Step 1)
+on several GPUs takes every GPU at once (`caffe train --gpu 0,1,..`, Caffe's NCCL data
+parallelism; its run copy's per-GPU batch keeps the effective batch).  A job waits for the
+jobs in its ``extra.depends`` only.  Progress: one tqdm bar over the iterations of all the
+selected jobs, its total known from the start (finished and reused jobs count as done), plus
+one line per running job every ``progress_seconds``.  SIGTERM/SIGINT: every Caffe child
+snapshots and stops, the manifest is saved, and a rerun resumes.
 """
 from __future__ import annotations
 
@@ -16,10 +17,22 @@ import signal
 import subprocess
 import time
 
+from dataclasses import dataclass
+
 from ..errors import G2SError
 from ..runs import Run, commit_job, load_run
-from .config import TrainConfig
-from .runner import JobProcess
+from .method import Method
+from .runner import JobProcess, max_iter_of
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    jobs: int = 1                        # concurrent CPU jobs (without GPUs)
+    jobs_per_gpu: int = 1
+    keep_snapshots: int = 2              # last K snapshot pairs kept per job
+    poll_seconds: float = 1.0            # how often the scheduler looks at its jobs
+    progress_seconds: float = 15.0       # how often the per-job lines are printed
+    share_jobs: bool = True              # a job already trained in a sibling run is reused (reuse.py)
 
 
 def gpu_memory_mb() -> dict[int, float]:
@@ -60,12 +73,15 @@ def job_busy(job_dir) -> bool:
 
 
 class Scheduler:
-    def __init__(self, run: Run, ids: list[str], cfg: TrainConfig, gpus: tuple[int, ...] = (),
-                 out=None):
+    def __init__(self, run: Run, ids: list[str], cfg: SchedulerSettings, method: Method,
+                 gpus: tuple[int, ...] = (), out=None, on_progress=None):
+        """``out``: where the per-job lines go (tqdm.write); ``on_progress(done, total)`` is
+        called with the bar's iterations after every poll (for a caller's own display)."""
         from tqdm import tqdm
 
         # tqdm.write keeps the lines above the overall progress bar
         self.run, self.ids, self.cfg, self.gpus, self.out = run, ids, cfg, gpus, out or tqdm.write
+        self.method, self.on_progress = method, on_progress
         if gpus:
             self.slots = [(g,) for g in gpus for _ in range(cfg.jobs_per_gpu)]
         else:
@@ -73,7 +89,7 @@ class Scheduler:
         self.free = list(range(len(self.slots)))
         self.running: dict[str, tuple[JobProcess, list[int]]] = {}
         self.stop_requested = False
-        self.checked: set[str] = set()     # jobs looked up for reuse (share.py)
+        self.checked: set[str] = set()     # jobs looked up for reuse (reuse.py)
         cores = os.cpu_count() or 1
         self.threads = None if gpus else max(1, cores // max(1, cfg.jobs))
 
@@ -97,25 +113,25 @@ class Scheduler:
 
     def _reuse(self, job) -> bool:
         """Record the job's fingerprint; True when a sibling run already trained the same job
-        and this one was recorded as done with its weights (share.py)."""
-        from . import share
+        and this one was recorded as done with its weights (reuse.py)."""
+        from . import reuse
 
-        fp = share.fingerprint(self.run, job, self.cfg.head_init)
+        fp = self.method.fingerprint(self.run, job)
         if fp is None:
             return False
         job.extra["fingerprint"] = fp
-        found = share.find_done(self.run, fp) if self.cfg.share_jobs else None
+        found = reuse.find_done(self.run, fp) if self.cfg.share_jobs else None
         if found is None:
             self._commit(job)
             return False
         other, done = found
-        share.adopt(self.run, job, other, done)
+        reuse.adopt(self.run, job, other, done)
         self._commit(job)
         self.out(f"[{job.id}] done: the same training as {other.run}/{done.id} (weights reused, not retrained)")
         return True
 
     def _take_slots(self, job) -> list[int] | None:
-        if job.step == 1 and len(self.gpus) > 1:
+        if job.extra.get("all_gpus") and len(self.gpus) > 1:
             # all GPUs, one slot each
             per_gpu = {}
             for i in self.free:
@@ -138,10 +154,13 @@ class Scheduler:
                      f"{', '.join(skipped[:6])}{' ...' if len(skipped) > 6 else ''}")
         result = {j: "done" for j in skipped}
         old = {s: signal.signal(s, self._handle_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-        totals = {}
-        bar = tqdm(total=0, unit="it", desc=f"{self.run.run} ({len(todo)} jobs)", dynamic_ncols=True,
+        # The bar's total is every selected job's iterations, known before anything starts;
+        # finished jobs (and, later, reused ones) count as done.
+        totals = {j: max_iter_of(self.run, self.run.job(j)) for j in self.ids}
+        done_iters = sum(totals[j] for j in skipped)
+        bar = tqdm(total=sum(totals.values()), initial=done_iters, unit="it",
+                   desc=f"{self.run.run} ({len(todo)} of {len(self.ids)} jobs to run)", dynamic_ncols=True,
                    mininterval=2.0)
-        done_iters = 0
         last_lines = 0.0
         try:
             while todo or self.running:
@@ -166,13 +185,14 @@ class Scheduler:
                         if self._reuse(self.run.job(jid)):
                             todo.remove(jid)
                             result[jid] = "done"
+                            done_iters += totals[jid]
                             continue
                     job = self.run.job(jid)
                     slots = self._take_slots(job)
                     if slots is None:
                         continue
                     gpus = tuple(self.slots[i][0] for i in slots) if self.gpus else ()
-                    proc = JobProcess(self.run, job, self.cfg.head_init, self.cfg.keep_snapshots, gpus,
+                    proc = JobProcess(self.run, job, self.method, self.cfg.keep_snapshots, gpus,
                                       self.threads, log=self.out)
                     if not proc.try_lock():
                         todo.remove(jid)
@@ -186,12 +206,10 @@ class Scheduler:
                         proc.unlock()
                         raise
                     self._commit(job)
-                    totals[jid] = proc.max_iter
-                    bar.total = sum(totals.values())
                     if not started:
                         proc.unlock()
                         result[jid] = job.status
-                        done_iters += proc.max_iter
+                        done_iters += totals[jid]
                         self.out(f"[{jid}] done (its final snapshot was already there)")
                         continue
                     for i in slots:
@@ -216,11 +234,14 @@ class Scheduler:
                     self.free.extend(slots)
                     result[jid] = status
                     if status == "done":
-                        done_iters += proc.max_iter
+                        done_iters += totals[jid]
                     extra = f"; {proc.job.extra['error'].splitlines()[-1]}" if status == "failed" else ""
                     self.out(f"[{jid}] {status} (exit {rc}){extra}")
-                bar.n = done_iters + sum(p.tail.record.last_iter for p, _ in self.running.values())
+                bar.n = done_iters + sum(min(p.tail.record.last_iter, totals[j])
+                                         for j, (p, _) in self.running.items())
                 bar.refresh()
+                if self.on_progress:
+                    self.on_progress(bar.n, bar.total)
                 if self.running and time.monotonic() - last_lines >= self.cfg.progress_seconds:
                     last_lines = time.monotonic()
                     for proc, _ in self.running.values():

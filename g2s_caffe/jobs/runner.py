@@ -1,9 +1,9 @@
 """One training job = one `caffe train` process, resumable after kill -9.
 
-Start: the job's init weights are resolved from the run manifest (Model A, or B / C_i =
-the final weights an earlier job recorded there, checked against their sha256), Steps 2/3
-get a derived init caffemodel (g2s_caffe/surgery.py), and Caffe runs on the job's run
-copies with its log appended to the job's train.log (Caffe's own format).
+Start: the job's init weights come from its method (``method.Method.resolve_init``: from the
+run manifest only, e.g. G2S's Model A, B or C_i, checked against their sha256), and Caffe
+runs on the job's run copies with its log appended to the job's train.log (Caffe's own
+format).  Nothing here knows which method the job belongs to.
 
 Resume: the newest snapshot pair whose .solverstate and .caffemodel both parse (protobuf)
 and agree on the iteration is passed as `--snapshot`; a damaged newer pair (a kill during
@@ -33,10 +33,17 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import copy_atomic
 from ..errors import G2SError
-from ..runs import Final, Init, Job, Run, sha256_file
-from .prepare import FINAL, INIT, SNAPSHOT_DIR, now, read_text_proto, record_init
+from ..runs import Final, Job, Run, sha256_file
+from .method import Method
 from .progress import LogTail, Speed, job_line
+from .protofiles import read_text_proto
+from .provenance import now
+
+SNAPSHOT_DIR = "snapshots"
+LOG = "train.log"
+FINAL = "final.caffemodel"
 
 
 def caffe_tool() -> str:
@@ -121,38 +128,11 @@ def prune(job_dir: Path, stem: str, keep: int) -> list[int]:
     return gone
 
 
-# ------------------------------------------------------------------ init weights
-def resolve_init(run: Run, job: Job, head_init: str) -> Init:
-    """The job's init, from the manifest only.  Steps 2/3 get a derived init caffemodel
-    (reused when already there with the recorded hash)."""
-    src = job.extra["init_from"]
-    if job.step == 1:
-        return record_init(run, job)
-    if job.init and job.init.path and run.path(job.init.path).is_file() \
-            and sha256_file(run.path(job.init.path)) == job.init.sha256:
-        return job.init
-    if src == "A":
-        if run.weights_a.get("random_init"):
-            return Init(None, None, "random")
-        source, source_proto, source_sha = Path(run.weights_a["path"]), None, run.weights_a["sha256"]
-        mode = "copy"
-    else:
-        parent = run.job("step1" if src == "B" else f"step2/{src[2:]}")
-        if parent.status != "done" or parent.final is None:
-            raise G2SError(f"{run.root}/manifest.json: {job.id} starts from {src} = {parent.id}, "
-                           f"which is {parent.status}; train it first")
-        source, source_proto, source_sha = run.path(parent.final.path), run.path(parent.deploy), parent.final.sha256
-        mode = head_init if src == "B" else "copy"   # C_i -> Step 3: the whole net, head included
-    if not source.is_file() or sha256_file(source) != source_sha:
-        raise G2SError(f"{source}: missing or changed since the manifest recorded it (sha256 "
-                       f"{source_sha[:12]}...); retrain {src} (delete its job's final.caffemodel)")
-    from ..surgery import derive_attribute_init
+def max_iter_of(run: Run, job: Job) -> int:
+    """The iterations the job's solver trains for."""
+    from caffe.proto import caffe_pb2
 
-    out = run.path(job.dir) / INIT
-    derived = derive_attribute_init(source, source_proto, run.path(job.train_val), job.attr_index,
-                                    mode, out, seed=job.seed)
-    derived["source_sha256"] = source_sha
-    return Init(run.rel(out), sha256_file(out), src if src != "A" else "A", derived)
+    return read_text_proto(run.path(job.solver), caffe_pb2.SolverParameter()).max_iter
 
 
 # ------------------------------------------------------------------ the process
@@ -164,24 +144,19 @@ def _die_with_parent():   # runs in the child between fork and exec
 class JobProcess:
     """A running `caffe train` of one job (see the module docstring)."""
 
-    def __init__(self, run: Run, job: Job, head_init: str, keep: int, gpus: tuple[int, ...] = (),
+    def __init__(self, run: Run, job: Job, method: Method, keep: int, gpus: tuple[int, ...] = (),
                  threads: int | None = None, log=print):
         self.run, self.job, self.keep, self.gpus, self.log = run, job, keep, gpus, log
-        self.head_init, self.threads = head_init, threads
+        self.method, self.threads = method, threads
         self.dir = run.path(job.dir)
         self.stem = snapshot_stem(job)
         self.proc: subprocess.Popen | None = None
         self.tail = LogTail(run.path(job.log))
         self.speed = Speed()
-        self.max_iter = self._max_iter()
+        self.max_iter = max_iter_of(run, job)
         self.lock_fd = None
         self.diverged: tuple[int, float, int | None] | None = None   # (iteration, loss, last finite)
         self._losses_before = 0
-
-    def _max_iter(self) -> int:
-        from caffe.proto import caffe_pb2
-
-        return read_text_proto(self.run.path(self.job.solver), caffe_pb2.SolverParameter()).max_iter
 
     def try_lock(self) -> bool:
         """One driver per job, also across machines of a cluster (flock on the job dir)."""
@@ -205,7 +180,7 @@ class JobProcess:
         job = self.job
         if dropped:
             job.extra.setdefault("corrupt_snapshots", []).extend(dropped)
-        job.init = resolve_init(self.run, job, self.head_init)
+        job.init = self.method.resolve_init(self.run, job)
         if snap is not None and snap.iteration >= self.max_iter:
             self.finish_done(snap)
             return False
@@ -312,10 +287,7 @@ class JobProcess:
     def finish_done(self, snap: Snapshot) -> None:
         from .curves import write_curves
 
-        final = self.dir / FINAL
-        tmp = final.with_name(f".{FINAL}.tmp{os.getpid()}")
-        shutil.copyfile(snap.caffemodel, tmp)
-        os.replace(tmp, final)
+        final = copy_atomic(snap.caffemodel, self.dir / FINAL)
         self.job.final = Final(self.run.rel(final), sha256_file(final), snap.iteration)
         self.job.status = "done"
         self.job.finished = now()
