@@ -146,6 +146,9 @@ class Run:
     # Which method's run this is: "g2s" (Steps 1-3) or "lnets_anet" (the baseline).  The job
     # machinery (g2s_caffe.jobs) is the same; evaluation reads a run the way its method says.
     method: str = "g2s"
+    # Stages of a method that are not `caffe train` jobs (e.g. the baseline's data and SVM
+    # stages): name -> {"status", "outputs": {name: {"path", "sha256"}}, "inputs": {...}, ...}.
+    stages: dict = field(default_factory=dict)
 
     # -------------------------------------------------------------- lookups
     @property
@@ -189,12 +192,17 @@ class Run:
             else:
                 out.append((name, None, self.job(job_id(top, name))))
         if require_done:
-            todo = sorted({j.id for _, _, j in out if j.status != "done" or j.final is None})
+            todo = sorted({j.id for _, _, j in out if not finished(j)})
             if todo:
                 raise G2SError(f"{self.root / MANIFEST}: {len(todo)} job(s) not finished "
                                f"({', '.join(todo[:5])}{' ...' if len(todo) > 5 else ''}); "
                                "rerun the same `g2s train` command to finish them")
         return out
+
+    def unfinished_attributes(self) -> list[tuple[str, str]]:
+        """(attribute, job id) of every attribute whose final net is not finished yet, e.g. all
+        but A and B of a run trained with ``g2s train --attributes A,B``."""
+        return [(name, job.id) for name, _, job in self.final_nets(require_done=False) if not finished(job)]
 
     # -------------------------------------------------------------- JSON
     def to_json(self) -> dict:
@@ -202,7 +210,7 @@ class Run:
                 "data": self.data,
                 "attributes": self.attributes, "steps": self.steps, "weights_a": self.weights_a,
                 "config": self.config, "caffe": self.caffe, "git_commit": self.git_commit,
-                "created": self.created, "jobs": [j.to_json() for j in self.jobs]}
+                "created": self.created, "jobs": [j.to_json() for j in self.jobs], "stages": self.stages}
 
     @classmethod
     def from_json(cls, root: Path, d: dict) -> "Run":
@@ -214,9 +222,15 @@ class Run:
                        attributes=list(d["attributes"]), steps=[int(s) for s in d["steps"]],
                        weights_a=d["weights_a"], config=d.get("config", {}), caffe=d.get("caffe", {}),
                        git_commit=d.get("git_commit"), created=d["created"],
-                       jobs=[Job.from_json(j) for j in d["jobs"]], method=d.get("method", "g2s"))
+                       jobs=[Job.from_json(j) for j in d["jobs"]], method=d.get("method", "g2s"),
+                       stages=dict(d.get("stages", {})))
         except (KeyError, TypeError) as e:
             raise G2SError(f"{where}: malformed run manifest ({type(e).__name__}: {e})") from e
+
+
+def finished(job: Job) -> bool:
+    """The job is done and its final weights are recorded."""
+    return job.status == "done" and job.final is not None
 
 
 def load_run(root: Path) -> Run:
@@ -289,5 +303,14 @@ def commit_job(root: Path, job: Job) -> Run:
                 break
         else:
             raise G2SError(f"{Path(root) / MANIFEST}: no job {job.id!r}")
+        save_run(run)
+        return run
+
+
+def commit_stage(root: Path, name: str, entry: dict) -> Run:
+    """Replace one stage's entry (``Run.stages[name]``) in the manifest on disk, under the lock."""
+    with locked(root):
+        run = load_run(root)
+        run.stages[name] = entry
         save_run(run)
         return run
