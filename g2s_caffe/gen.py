@@ -33,10 +33,10 @@ Design.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from . import params as hp
+from .atomic import write_atomic
 from .attributes import AttributeList, default_attributes, load_attributes
 from .config import merge
 from .crops import GENERAL_SCHEME
@@ -75,13 +75,12 @@ def monitor_split(dataset: str) -> str:
     return hp.MONITOR_SPLIT.get(dataset, "val")
 
 
-def _render(message, command: str, note: str = "") -> str:
-    from google.protobuf import text_format
+def render(message, command: str, note: str = "") -> str:
+    """A generated file: the command that regenerates it, a warning, ``note``, the proto."""
+    from .jobs.protofiles import proto_text
 
-    # 7 significant digits print float32 values as written in params.py (93.594, 0.0001).
-    body = text_format.MessageToString(message, float_format=".7g")
     return (f"{command.rstrip()}\n# Written by g2s_caffe/gen.py; edit the generator or the "
-            f"attribute list and rerun the command above, not this file.\n{note}{body}")
+            f"attribute list and rerun the command above, not this file.\n{note}{proto_text(message)}")
 
 
 def _monitor_note(dataset: str) -> str:
@@ -90,13 +89,6 @@ def _monitor_note(dataset: str) -> str:
         return ""
     return (f"# The TEST phase reads the {split!r} split: {dataset} has no validation split, so it "
             "is for monitoring only (no model selection on it).\n")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def generate_tree(attrs: AttributeList, out: Path, dataset: str, net_cfg: hp.NetShape,
@@ -137,7 +129,7 @@ def generate_tree(attrs: AttributeList, out: Path, dataset: str, net_cfg: hp.Net
         solver = solvers.solver(net_path, snapshot_prefix, max_iter, monitor_size, solver_cfg)
         for stem, message in zip(FILES, (train_val, deploy, solver)):
             path = folder / f"{stem}{SUFFIX}"
-            _write_atomic(path, _render(message, header, "" if stem == "deploy" else note))
+            write_atomic(path, render(message, header, "" if stem == "deploy" else note))
             written.append(path)
 
     emit(root / "step1", nets.step1_net(names, net_cfg, data(GENERAL_SCHEME), f"{dataset}_step1"),
@@ -231,6 +223,29 @@ def run(args: argparse.Namespace) -> int:
         data_root = args.data_root or f"data/{dataset}"
         files = generate_tree(attrs, out, dataset, net_cfg, solver_cfg, data_root, command,
                               args.monitor_size)
+        if dataset in ANET_DATASETS or not args.all:
+            files += _anet_tree(args, attrs, out, dataset, data_root, command)
         total += len(files)
         print(f"{dataset}: {len(attrs)} attributes -> {len(files)} files under {out / dataset}")
     return 0
+
+
+# LFWA's ANet is CelebA's (the baseline's protocol: only its SVMs are trained on LFWA).
+ANET_DATASETS = ("celeba",)
+
+
+def _anet_tree(args, attrs, out: Path, dataset: str, data_root: str, command: str) -> list[Path]:
+    """The LNets+ANet baseline's ANet nets for the same list (g2s_caffe/lnets_anet/gen.py)."""
+    from .lnets_anet import params as anet_params
+    from .lnets_anet.gen import generate_anet_tree
+
+    shape, solver = anet_params.ANET_VARIANTS[args.variant]
+    if args.solver_mode:
+        from .config import merge
+        solver = merge(solver, {"solver_mode": args.solver_mode}, "command line")
+    monitor = args.monitor_size or hp.MONITOR_SIZE.get(dataset)
+    if monitor is None:
+        raise G2SError(f"dataset {dataset!r} has no standard {monitor_split(dataset)} size; "
+                       "pass --monitor-size N (images in its monitor split)")
+    return generate_anet_tree(attrs, out, dataset, shape, solver, data_root, command, monitor,
+                              monitor_split(dataset))

@@ -119,12 +119,19 @@ def _finish(n: caffe.NetSpec, data: DataSpec | None, shape: hp.NetShape, name: s
     ``renames`` maps (layer type, first top) -> name, for multi-top layers that NetSpec
     would otherwise name after their first top.
     """
-    built = n.to_proto()
     test_layers = []
     if data is not None:
         test = caffe.NetSpec()
         _data_pair(test, data, shape, train=False)
         test_layers = list(test.to_proto().layer)
+    return with_test_twins(n.to_proto(), test_layers, name, renames)
+
+
+def with_test_twins(built: caffe_pb2.NetParameter, test_layers, name: str,
+                    renames: dict[tuple[str, str], str]) -> caffe_pb2.NetParameter:
+    """``built`` named ``name``, each TEST-phase Data layer of ``test_layers`` right after its
+    TRAIN twin of the same name, and layers renamed by ``renames``: (layer type, first top)
+    -> name, for multi-top layers that NetSpec would otherwise name after their first top."""
     proto = caffe_pb2.NetParameter(name=name)
     for layer in built.layer:
         proto.layer.add().CopyFrom(layer)
