@@ -41,7 +41,7 @@ from caffe.proto import caffe_pb2
 
 from .. import params as g2s_params
 from ..nets import with_test_twins
-from ..solvers import test_iterations
+from ..solvers import sgd_solver, test_iterations
 from . import params as hp
 from .local_conv import locally_shared_conv, slice_layer_names
 
@@ -293,27 +293,10 @@ def patch_features(fc):
 # ---------------------------------------------------------------- solvers
 def _solver(net: str, snapshot_prefix: str, base_lr: float, max_iter: int,
             settings: hp.ANetSolverSettings) -> caffe_pb2.SolverParameter:
-    from ..errors import G2SError
-
-    mode = settings.solver_mode.upper()
-    if mode not in ("CPU", "GPU"):
-        raise G2SError(f"solver mode {settings.solver_mode!r}: expected CPU or GPU")
-    s = caffe_pb2.SolverParameter()
-    s.net = net
-    s.type = "SGD"
-    s.base_lr = base_lr
-    s.lr_policy = settings.lr_policy
-    s.gamma = settings.gamma
-    s.power = settings.power
-    s.momentum = settings.momentum
-    s.weight_decay = settings.weight_decay
-    s.max_iter = max_iter
-    s.display = settings.display
-    s.snapshot = settings.snapshot
-    s.snapshot_prefix = snapshot_prefix
-    s.solver_mode = getattr(caffe_pb2.SolverParameter, mode)
-    s.random_seed = settings.seed
-    return s
+    return sgd_solver(net, snapshot_prefix, base_lr, max_iter, lr_policy=settings.lr_policy, gamma=settings.gamma,
+                      power=settings.power, momentum=settings.momentum, weight_decay=settings.weight_decay,
+                      display=settings.display, snapshot=settings.snapshot, solver_mode=settings.solver_mode,
+                      seed=settings.seed)
 
 
 def pretrain_solver(net: str, snapshot_prefix: str, settings: hp.ANetSolverSettings) -> caffe_pb2.SolverParameter:
