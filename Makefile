@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY   := $(VENV)/bin/python
 
-.PHONY: setup test demo bench prototxt lint clean-demo
+.PHONY: setup test demo bench prototxt lint clean-demo gpu-kit
 setup:
 	@tools/setup.sh
 
@@ -19,6 +19,11 @@ prototxt: setup
 
 bench: setup
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# The GPU check kit (README, "GPU check kit"): CUDA Caffe for sm_90 and the run script in
+# build/gpu_kit/, for one `run` on a GPU machine.  First build ~1 h on 2 cores, then cached.
+gpu-kit: setup
+	$(PY) tools/gpu_kit/build_kit.py
 
 clean-demo:
 	rm -rf demo_output

@@ -8,6 +8,9 @@ may be flattened or not: each file is looked for in ROOT, ROOT/Anno and ROOT/Eva
     list_eval_partition.txt      "name 0|1|2" (train/val/test)
     list_bbox_celeba.txt         count line, header line, "name x_1 y_1 width height"
     list_landmarks_celeba.txt    count line, header line, "name lx ly rx ry nx ny lmx lmy rmx rmy"
+    identity_CelebA.txt          "name identity" (no count, no header), optional: only the
+                                 LNets+ANet baseline needs it; without it the prepared
+                                 manifest says so and `g2s anet` asks for it
 
 Aligned variant (``aligned=True``): ``img_align_celeba/`` and
 ``list_landmarks_align_celeba.txt``; that release has no box file, so the reference box is
@@ -19,12 +22,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from g2s_caffe import layout
 from g2s_caffe.errors import G2SError
 
 from .records import DatasetIndex, ImageRecord
 
 SPLIT_CODES = {"0": "train", "1": "val", "2": "test"}
+IDENTITY_FILE = layout.CELEBA_IDENTITY_FILE
 N_LANDMARK_VALUES = 10
+
+
+def search_dirs(root: Path) -> tuple[Path, ...]:
+    return (root, root / "Anno", root / "Eval")
 
 
 def find_file(root: Path, name: str, override: Path | None = None) -> Path:
@@ -32,7 +41,7 @@ def find_file(root: Path, name: str, override: Path | None = None) -> Path:
         if not Path(override).is_file():
             raise G2SError(f"{override}: no such file (given for {name})")
         return Path(override)
-    for d in (root, root / "Anno", root / "Eval"):
+    for d in search_dirs(root):
         if (d / name).is_file():
             return d / name
     raise G2SError(f"{root}: {name} not found (looked in {root}, {root / 'Anno'}, {root / 'Eval'}); "
@@ -64,8 +73,8 @@ def _rows(path: Path, lines, n_values: int) -> dict[str, tuple[int, list[str]]]:
     out: dict[str, tuple[int, list[str]]] = {}
     for ln, fields in lines:
         if len(fields) != n_values + 1:
-            raise G2SError(f"{path}:{ln}: expected an image name and {n_values} values, "
-                           f"got {len(fields) - 1} values")
+            raise G2SError(f"{path}:{ln}: expected an image name and {n_values} value"
+                           f"{'s' if n_values != 1 else ''}, got {len(fields) - 1}")
         name = fields[0]
         if name in out:
             raise G2SError(f"{path}:{ln}: image {name} is listed twice (first at line {out[name][0]})")
@@ -117,6 +126,20 @@ def read_table(path: Path, n_values: int) -> dict[str, tuple[int, tuple[float, .
     return {name: (ln, _numbers(path, ln, vals)) for name, (ln, vals) in _rows(path, rows, n_values).items()}
 
 
+def read_identities(path: Path) -> dict[str, tuple[int, int]]:
+    """name -> (line, identity number) of identity_CelebA.txt ("000001.jpg 2880" per line)."""
+    out = {}
+    for name, (ln, (value,)) in _rows(path, _lines(path), 1).items():
+        if not value.isdigit() or int(value) >= layout.MAX_IDENTITY:
+            raise G2SError(f"{path}:{ln}: identity {value!r} of {name} is not a whole number in 0 .. "
+                           f"{layout.MAX_IDENTITY - 1}; each line is an image name and its identity number "
+                           "(000001.jpg 2880)")
+        out[name] = (ln, int(value))
+    if not out:
+        raise G2SError(f"{path}: empty file; expected one line per image: name and identity number")
+    return out
+
+
 def _same_images(ref_path: Path, ref: dict, path: Path, other: dict) -> None:
     extra = [n for n in other if n not in ref]
     if extra:
@@ -132,7 +155,9 @@ def read_celeba(root: Path, aligned: bool = False, missing: str = "error",
                 files: dict[str, Path] | None = None) -> DatasetIndex:
     """All CelebA images with labels, split, box and landmarks, in list_attr order.
 
-    ``files`` may override the location of "images", "attr", "partition", "bbox", "landmarks".
+    ``files`` may override the location of "images", "attr", "partition", "bbox", "landmarks",
+    "identities".  The identity file is optional: when it is not found the records have no
+    identity and ``sources["identity_note"]`` says where it was looked for.
     ``missing``: "error" (an image listed but not on disk stops the run, naming it) or
     "report" (the record is kept with on_disk=False and ends in the report as "missing").
     """
@@ -166,6 +191,18 @@ def read_celeba(root: Path, aligned: bool = False, missing: str = "error",
             if w <= 0 or h <= 0:
                 raise G2SError(f"{box_p}:{ln}: box of {name} has width {w:g} and height {h:g}; both must be > 0")
 
+    ids = None
+    if files.get("identities") is not None:
+        id_p = find_file(root, IDENTITY_FILE, files["identities"])
+    else:
+        id_p = next((d / IDENTITY_FILE for d in search_dirs(root) if (d / IDENTITY_FILE).is_file()), None)
+    if id_p is not None:
+        ids = read_identities(id_p)
+        _same_images(attr_p, attrs, id_p, ids)
+        sources["identities"] = str(id_p)
+    else:
+        sources["identity_note"] = f"no {IDENTITY_FILE} in {', '.join(str(d) for d in search_dirs(root))}"
+
     records = []
     for name, (ln, labels) in attrs.items():
         pts = lms[name][1]
@@ -178,5 +215,6 @@ def read_celeba(root: Path, aligned: bool = False, missing: str = "error",
                            "fix the image directory, or pass --missing report to record it and go on")
         records.append(ImageRecord(name=name, path=path, split=parts[name][1], labels=labels,
                                    where=f"{attr_p}:{ln}", box=tuple(box), landmarks=landmarks,
-                                   on_disk=on_disk))
+                                   on_disk=on_disk, identity=str(ids[name][1]) if ids else None,
+                                   identity_number=ids[name][1] if ids else None))
     return DatasetIndex("celeba", list(names), records, sources)

@@ -10,7 +10,8 @@ In three resumable phases (kill -9 at any time; rerun the same command):
 3. write, per split: per kept image the crops of every scheme (one warpAffine each, JPEG-encoded in the
    workers) and its labels go to OUT/<split>/<what>_lmdb.partial, committed in batches,
    renamed into place when complete; then OUT/<split>/report.csv.
-Last, OUT/contact_sheet.png and OUT/manifest.json (atomically).  The on-disk format is
+Last, OUT/<split>/identities_lmdb when the dataset gives identities (data_prep/identities.py),
+OUT/contact_sheet.png and OUT/manifest.json (atomically).  The on-disk format is
 g2s_caffe/layout.py.  A run over a finished OUT with the same options does nothing.
 """
 from __future__ import annotations
@@ -31,6 +32,7 @@ from g2s_caffe.errors import G2SError
 
 from . import align as al
 from .detection_cache import DetectionCache
+from .identities import sync_identities
 from .images import BadImage, load_image
 from .lmdb_build import INITIAL_MAP_SIZE, ResumableLmdb, content_sha256
 from .records import DatasetIndex, ImageRecord
@@ -308,8 +310,9 @@ def tool_versions() -> dict:
 def prepare(index: DatasetIndex, out: Path, *, schemes: list[str], splits: list[str] | None = None,
             image_size: int = 240, jpeg_quality: int = 95, workers: int = 1, limit: int | None = None,
             commit_every: int = 256, map_size: int = INITIAL_MAP_SIZE, extra_params: dict | None = None,
-            contact_samples: int = 4, min_face: str = "auto") -> dict:
-    """Run the whole pipeline into ``out``; returns the manifest."""
+            contact_samples: int = 4, min_face: str = "auto", attribute_list: dict | None = None) -> dict:
+    """Run the whole pipeline into ``out``; returns the manifest.  ``attribute_list``
+    (attribute_record) goes into the manifest, so `g2s train` finds the list's crops."""
     from .contact_sheet import write_contact_sheet
 
     out = Path(out)
@@ -330,14 +333,20 @@ def prepare(index: DatasetIndex, out: Path, *, schemes: list[str], splits: list[
               "padding": "constant black", "min_face": min_face, **(extra_params or {})}
     out.mkdir(parents=True, exist_ok=True)
     if _check_params(out, params) == "done":
-        print(f"{out}: already prepared with these options; nothing to do")
-        return json.loads((out / layout.MANIFEST).read_text())
+        manifest = json.loads((out / layout.MANIFEST).read_text())
+        if sync_identities(out, index, manifest, map_size):     # e.g. the identity file added since
+            _atomic_write(out / layout.MANIFEST, json.dumps(manifest, indent=2).encode())
+        else:
+            print(f"{out}: already prepared with these options; nothing to do")
+        return manifest
 
     pool = Workers(workers)
     manifest = {"format": layout.FORMAT, "dataset": index.dataset, "attributes": list(index.attributes),
                 "image_size": image_size, "encoding": "jpeg", "jpeg_quality": jpeg_quality,
                 "schemes": list(schemes), "splits": {}, "tool": tool_versions(), "parameters": params,
                 "sources": index.sources, "checksum": "sha256 over (len, key, len, value) of every record in key order"}
+    if attribute_list:
+        manifest["attribute_list"] = attribute_list
     samples = []
     records = {sp: (index.split(sp)[:limit] if limit else index.split(sp)) for sp in splits}
     caches = {sp: DetectionCache(out / CACHE / f"{sp}.jsonl").load() for sp in splits}
@@ -377,6 +386,7 @@ def prepare(index: DatasetIndex, out: Path, *, schemes: list[str], splits: list[
     if samples:
         write_contact_sheet(out / "contact_sheet.png", samples, list(schemes))
         manifest["contact_sheet"] = "contact_sheet.png"
+    sync_identities(out, index, manifest, map_size)
     _atomic_write(out / layout.MANIFEST, json.dumps(manifest, indent=2).encode())
     written = ", ".join(f"{s} {manifest['splits'][s]['count']}" for s in splits)
     print(f"{out}: prepared ({written} images; reports in <split>/report.csv)", file=sys.stderr)
@@ -399,13 +409,17 @@ def add_arguments(p) -> None:
                    help="an image listed but not on disk: stop with an error, or record it as 'missing'")
     p.add_argument("--limit", type=int, default=None, help="only the first N images of each split")
     p.add_argument("--attributes", default=None,
-                   help="attribute list the labels must match: a packaged name (celeba, lfwa, demo) or a YAML "
-                        "file; none = the dataset's own")
+                   help="attribute list to prepare: a packaged name (celeba, lfwa, demo) or a YAML file naming "
+                        "all or some of the dataset's attributes in any order (labels selected by name; the "
+                        "manifest records the list); none = the dataset's own")
     p.add_argument("--images", type=Path, default=None, help="image directory, if not in the standard place")
     p.add_argument("--attr-file", type=Path, default=None, help="list_attr_celeba.txt / lfw_att_40.mat")
     p.add_argument("--partition-file", type=Path, default=None, help="celeba: list_eval_partition.txt")
     p.add_argument("--bbox-file", type=Path, default=None, help="celeba: list_bbox_celeba.txt")
     p.add_argument("--landmarks-file", type=Path, default=None, help="celeba: list_landmarks_(align_)celeba.txt")
+    p.add_argument("--identity-file", type=Path, default=None,
+                   help="celeba: identity_CelebA.txt (optional; only `g2s anet` needs identities); none = looked "
+                        "for in ROOT, ROOT/Anno, ROOT/Eval, and without it the manifest says identities: false")
     p.add_argument("--indices-file", type=Path, default=None, help="lfwa: indices_train_test.mat")
     p.add_argument("--min-face", default="auto",
                    help=f"MTCNN's smallest face: 'auto' = {AUTO_MIN_FACE} x the dataset face box's shorter side "
@@ -434,30 +448,71 @@ def attribute_list(spec: str):
     return load_attributes(path)
 
 
-def read_dataset(args) -> DatasetIndex:
+def _normalised(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def label_columns(wanted: list[str], in_file: list[str], list_source: str, file_source: str,
+                  positional: list[str] | None = None) -> list[int]:
+    """The column of each wanted attribute among the file's, matched by name: exactly, then
+    (``positional``: the packaged names of the file's columns, for LFWA's own spelling of
+    AttrName) by position, then ignoring case, spaces and punctuation.  An unknown name is
+    an error naming it, the attribute list and the file."""
+    loose: dict[str, list[int]] = {}
+    for i, n in enumerate(in_file):
+        loose.setdefault(_normalised(n), []).append(i)
+    cols = []
+    for name in wanted:
+        if name in in_file:
+            cols.append(in_file.index(name))
+        elif positional and name in positional:
+            cols.append(positional.index(name))
+        elif len(loose.get(_normalised(name), [])) == 1:
+            cols.append(loose[_normalised(name)][0])
+        else:
+            raise G2SError(f"{list_source}: attribute {name!r} is not one of the {len(in_file)} attributes of "
+                           f"{file_source} ({', '.join(in_file)}); fix the name or the list")
+    return cols
+
+
+def select_attributes(index: DatasetIndex, attrs, positional: list[str] | None = None) -> DatasetIndex:
+    """The same images with the label columns of ``attrs`` (an AttributeList), in its order:
+    a subset or a reordering of the dataset's attributes."""
+    from dataclasses import replace
+
+    cols = label_columns(attrs.names, index.attributes, attrs.source, index.sources.get("attr", index.dataset),
+                         positional)
+    records = [replace(r, labels=tuple(r.labels[c] for c in cols)) for r in index.records]
+    sources = {**index.sources, "attribute_list": attrs.source,
+               "label_columns": ", ".join(f"{n}={c + 1}" for n, c in zip(attrs.names, cols))}
+    return replace(index, attributes=list(attrs.names), records=records, sources=sources)
+
+
+def attribute_record(attrs) -> dict:
+    """What the prepared manifest says about its attribute list (`g2s train` reads it back)."""
+    return {"source": attrs.source, "dataset": attrs.dataset,
+            "attributes": [{"name": a.name, "crop": a.crop} for a in attrs.attributes]}
+
+
+def read_dataset(args) -> tuple[DatasetIndex, object]:
+    """(the dataset's images with the label columns of --attributes, that AttributeList)."""
     attrs = attribute_list(args.attributes or args.dataset)
     if args.dataset == "celeba":
         from .celeba import read_celeba
         files = {"images": args.images, "attr": args.attr_file, "partition": args.partition_file,
-                 "bbox": args.bbox_file, "landmarks": args.landmarks_file}
+                 "bbox": args.bbox_file, "landmarks": args.landmarks_file, "identities": args.identity_file}
         index = read_celeba(args.root, aligned=args.aligned, missing=args.missing,
                             files={k: v for k, v in files.items() if v})
-        if index.attributes != attrs.names:
-            raise G2SError(f"{index.sources['attr']}: attribute names {index.attributes} differ from "
-                           f"{attrs.names} ({attrs.source}); pass the matching list with --attributes")
-        return index
-    if args.aligned or args.bbox_file or args.partition_file or args.landmarks_file:
-        raise G2SError("--aligned, --bbox-file, --partition-file and --landmarks-file are CelebA options")
+        return select_attributes(index, attrs), attrs
+    if args.aligned or args.bbox_file or args.partition_file or args.landmarks_file or args.identity_file:
+        raise G2SError("--aligned, --bbox-file, --partition-file, --landmarks-file and --identity-file are "
+                       "CelebA options (LFW's identities are its folder names)")
     from .lfwa import read_lfwa
     files = {"images": args.images, "attr": args.attr_file, "indices": args.indices_file}
     index = read_lfwa(args.root, missing=args.missing, files={k: v for k, v in files.items() if v})
-    # The release spells AttrName its own way; the columns are the list's, in its order.
-    if len(index.attributes) != len(attrs.names):
-        raise G2SError(f"{index.sources['attr']}: {len(index.attributes)} attributes, expected "
-                       f"{len(attrs.names)} ({attrs.source}); pass the matching list with --attributes")
-    index.sources["attribute_names_in_file"] = ", ".join(index.attributes)
-    index.attributes = list(attrs.names)
-    return index
+    # The release spells AttrName its own way: its 40 columns are the packaged list's, in order.
+    packaged = attribute_list("lfwa").names
+    return select_attributes(index, attrs, packaged if len(index.attributes) == len(packaged) else None), attrs
 
 
 def run(args) -> int:
@@ -473,8 +528,9 @@ def run(args) -> int:
                 raise ValueError
         except ValueError:
             raise G2SError(f"--min-face {args.min_face}: a number of pixels >= 1, or 'auto'") from None
-    index = read_dataset(args)
-    prepare(index, args.out, schemes=_csv(args.schemes) or list(CROP_SCHEMES), splits=_csv(args.splits),
+    index, attrs = read_dataset(args)
+    prepare(index, args.out, attribute_list=attribute_record(attrs),
+            schemes=_csv(args.schemes) or list(CROP_SCHEMES), splits=_csv(args.splits),
             image_size=args.image_size, jpeg_quality=args.jpeg_quality, workers=args.workers,
             limit=args.limit, commit_every=args.commit_every, map_size=args.map_size,
             extra_params={"aligned": bool(args.aligned), "missing": args.missing}, min_face=args.min_face)

@@ -42,3 +42,12 @@ def copy_atomic(src: Path, dst: Path) -> Path:
             os.unlink(tmp)
         raise
     return dst
+
+
+def save_figure_atomic(fig, path: Path, dpi: int = 110) -> Path:
+    """A matplotlib figure as a PNG that appears complete or not at all."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return write_atomic(path, buf.getvalue())

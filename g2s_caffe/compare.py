@@ -1,125 +1,72 @@
-"""Put reproduced accuracies next to the paper's Tables 1-3.
+"""Put reproduced accuracies next to the paper's Tables 1-3, with how sure each number is;
+or compare two evaluated runs/methods image by image (--paired A B).
 
 RESULTS is a CSV with at least the columns ``attribute,accuracy`` (accuracy in percent,
 attribute names as in the dataset's attribute file): what ``g2s eval`` writes, or numbers
-from anywhere else.  Optional columns: ``run`` (several runs in one file, e.g. the seven
-step combinations of Table 1, named ``steps_1``, ``steps_1_2`` ... ``steps_1_2_3``),
-``dataset``, ``balanced_accuracy`` (percent); other columns are ignored.
+from anywhere else (format: g2s_caffe/results.py).  Optional columns: ``run`` (several runs
+in one file, e.g. the seven step combinations of Table 1, named ``steps_1``, ``steps_1_2``
+... ``steps_1_2_3``), ``dataset``, ``balanced_accuracy``; ``n``, ``tp``, ``tn`` (image
+counts: each accuracy gets its 95 % Wilson interval; or ``accuracy_lo``/``accuracy_hi``
+given directly); ``predictions`` (the run's per-image file: the means get bootstrap
+intervals, and --paired works).  Without counts the output says that no interval can be
+computed.
 
-Writes, under --out: compare_<dataset>.md / .csv / .png (per attribute: ours, the paper's,
-the difference, the other methods; the averages) and, when step-combination runs are
-present, table1_<dataset>.md / .csv / .png.  Missing, extra or reordered attributes are
-listed in the output and the files, never dropped silently.
+Writes, under --out: compare_<dataset>.md / .csv / .png (per attribute: ours with its
+interval, the paper's, whether the paper's number lies inside our interval, the difference,
+the other methods; the averages) and, when step-combination runs are present,
+table1_<dataset>.md / .csv / .png.  With --paired A B: paired_<A>_vs_<B>.md / .csv / .png
+instead (g2s_caffe/paired.py).  Missing, extra or reordered attributes are listed in the
+output and the files, never dropped silently.
 """
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import math
-import os
 import sys
-import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from . import published
+from . import published, stats
 from .errors import G2SError
+from .files import save_figure_atomic, write_atomic  # noqa: F401  (imported from here by other modules)
+from .results import RunResult, csv_text, read_results
+from .tables import cell, error_bars, interval_text, markdown, notes_text, text_table
 
 DATASETS = tuple(published.TABLE_FILES)
 FULL_RUN = "steps_1_2_3"
+NO_COUNTS = ("no interval can be computed without the image counts: RESULTS has neither n, tp, tn "
+             "(as `g2s eval` writes them) nor accuracy_lo, accuracy_hi columns")
+CI = f"{stats.LEVEL} CI"
 
 
-# ------------------------------------------------------------------ atomic files
-def write_atomic(path: Path, data: bytes | str) -> Path:
-    """Write a file so that it appears complete or not at all (temp file + os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+# ------------------------------------------------------------------ intervals of means
+@dataclass(frozen=True)
+class MeanIntervals:
+    accuracy: stats.Interval | None      # percent
+    balanced: stats.Interval | None
+    note: str | None                     # why there are none
 
 
-def save_figure_atomic(fig, path: Path, dpi: int = 110) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    return write_atomic(path, buf.getvalue())
+def mean_intervals(ours: RunResult, attributes: list[str], resamples: int, seed: int) -> MeanIntervals:
+    """Bootstrap intervals of the means over ``attributes`` from the run's per-image file."""
+    from .metrics import summarize
+
+    if ours.predictions is None:
+        return MeanIntervals(None, None, f"means of run {ours.run!r}: no interval (the results give no "
+                                         "per-image predictions; `g2s eval` writes them)")
+    if not ours.predictions.is_file():
+        return MeanIntervals(None, None, f"means of run {ours.run!r}: no interval (its predictions file "
+                                         f"{ours.predictions} is missing; was RESULTS moved without the runs?)")
+    pred = ours.load_predictions(attributes)
+    s = summarize(pred.probs, pred.labels, attributes, resamples, seed)
+    return MeanIntervals(s.mean_accuracy_interval.scaled(100), s.mean_balanced_interval.scaled(100), None)
 
 
-# ------------------------------------------------------------------ reading RESULTS
-@dataclass
-class RunResult:
-    run: str
-    accuracy: dict[str, float] = field(default_factory=dict)          # attribute -> %
-    balanced: dict[str, float] = field(default_factory=dict)          # attribute -> %
-    order: list[str] = field(default_factory=list)
-
-
-def _percent(text: str, where: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise G2SError(f"{where}: {text!r} is not a number") from None
-    if not math.isfinite(v) or not 0 <= v <= 100:
-        raise G2SError(f"{where}: {text} is not a percentage in [0, 100]")
-    return v
-
-
-def read_results(path: Path) -> tuple[dict[str, RunResult], set[str]]:
-    """Runs (in file order) and the dataset names the file mentions."""
-    path = Path(path)
-    if not path.is_file():
-        raise G2SError(f"{path}: no such results file (write one with `g2s eval`, or a CSV "
-                       "with the columns attribute,accuracy)")
-    text = path.read_text(encoding="utf-8-sig")
-    reader = csv.reader(io.StringIO(text))
-    rows = list(reader)
-    if not rows:
-        raise G2SError(f"{path}:1: empty file; expected a header with attribute,accuracy")
-    header = [h.strip() for h in rows[0]]
-    for need in ("attribute", "accuracy"):
-        if need not in header:
-            raise G2SError(f"{path}:1: no {need!r} column (header: {','.join(header)}); "
-                           "expected at least attribute,accuracy (accuracy in percent)")
-    col = {h: i for i, h in enumerate(header)}
-    runs: dict[str, RunResult] = {}
-    datasets: set[str] = set()
-    for lineno, row in enumerate(rows[1:], 2):
-        if not row or all(not c.strip() for c in row):
-            continue
-        if len(row) != len(header):
-            raise G2SError(f"{path}:{lineno}: {len(row)} fields, the header has {len(header)}")
-        cell = {h: row[i].strip() for h, i in col.items()}
-        name = cell["attribute"]
-        if not name:
-            raise G2SError(f"{path}:{lineno}: empty attribute name")
-        run = cell.get("run") or "results"
-        if cell.get("dataset"):
-            datasets.add(cell["dataset"])
-        r = runs.setdefault(run, RunResult(run))
-        if name in r.accuracy:
-            raise G2SError(f"{path}:{lineno}: attribute {name!r} appears twice"
-                           + (f" for run {run!r}" if "run" in col else "")
-                           + "; keep one row per attribute")
-        r.accuracy[name] = _percent(cell["accuracy"], f"{path}:{lineno}: accuracy of {name}")
-        if cell.get("balanced_accuracy"):
-            r.balanced[name] = _percent(cell["balanced_accuracy"],
-                                        f"{path}:{lineno}: balanced_accuracy of {name}")
-        r.order.append(name)
-    if not runs:
-        raise G2SError(f"{path}: a header but no rows")
-    every = [v for r in runs.values() for v in r.accuracy.values()]
-    if max(every) <= 1.0:
-        raise G2SError(f"{path}: every accuracy is <= 1; the column must be in percent "
-                       "(multiply fractions by 100)")
-    return runs, datasets
+def inside(interval: stats.Interval | None, paper) -> bool | None:
+    """Whether the paper's printed number lies inside our interval (None: no interval or number)."""
+    if interval is None or paper is None:
+        return None
+    return interval.contains(paper.value if hasattr(paper, "value") else float(paper))
 
 
 # ------------------------------------------------------------------ the comparison
@@ -129,34 +76,108 @@ class Comparison:
     run: str
     table: published.PublishedTable
     ours: RunResult
-    columns: list[str]                       # output column ids, in order
-    rows: list[list]                         # [row label, value per column (float|None)]
+    columns: list[str]                       # CSV column ids after "attribute", in order
+    rows: list[dict]                         # "attribute" + column id -> float | Cell | bool | None
     notes: list[str]
+    summary: str                             # how many published numbers lie inside our intervals
+    column: str = published.PAPER            # the published column this run reproduces
 
 
-def _fmt(v) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, published.Cell):
-        return v.text   # a published number, as printed
-    if isinstance(v, float):
-        return f"{v:.2f}"
-    return str(v)
+def _row(ours: RunResult, t: published.PublishedTable, a: str, others: list[str], has_bal: bool,
+         column: str) -> dict:
+    acc = ours.accuracy.get(a)
+    iv = ours.accuracy_interval(a) if acc is not None else None
+    paper = t.cells[column][a] if a in t.attributes else None
+    row = {"attribute": a, "reproduced": acc, "reproduced_lo": iv.lo if iv else None,
+           "reproduced_hi": iv.hi if iv else None, "paper": paper, "paper_inside": inside(iv, paper),
+           "diff": None if acc is None or paper is None else acc - paper.value}
+    if has_bal:
+        biv = ours.balanced_ci.get(a)
+        row.update(reproduced_balanced=ours.balanced.get(a), reproduced_balanced_lo=biv.lo if biv else None,
+                   reproduced_balanced_hi=biv.hi if biv else None)
+    row.update({m: t.cells[m][a] if a in t.attributes else None for m in others})
+    return row
 
 
-def compare_run(ours: RunResult, dataset: str) -> Comparison:
+def _mean_row(label: str, mean: float, paper, comparable: bool, means: MeanIntervals, bal: float | None,
+              has_bal: bool, other_values: dict) -> dict:
+    iv = means.accuracy
+    row = {"attribute": label, "reproduced": mean, "reproduced_lo": iv.lo if iv else None,
+           "reproduced_hi": iv.hi if iv else None, "paper": paper,
+           "paper_inside": inside(iv, paper) if comparable else None,
+           "diff": mean - (paper.value if hasattr(paper, "value") else paper) if comparable else None}
+    if has_bal:
+        b = means.balanced
+        row.update(reproduced_balanced=bal, reproduced_balanced_lo=b.lo if b else None,
+                   reproduced_balanced_hi=b.hi if b else None)
+    row.update(other_values)
+    return row
+
+
+def inside_summary(rows: list[dict], n_attrs: int, ours: RunResult) -> str:
+    per_attr = [r["paper_inside"] for r in rows[:n_attrs] if r["paper_inside"] is not None]
+    means = [r for r in rows[n_attrs:] if r["paper_inside"] is not None]
+    if not per_attr and not means:
+        return f"paper inside our interval: {NO_COUNTS}"
+    text = (f"the paper's number lies inside our {stats.LEVEL} interval for {sum(per_attr)} of "
+            f"{len(per_attr)} attributes" if per_attr else f"per attribute: {NO_COUNTS}")
+    for r in means:
+        text += f"; {r['attribute'].split(' (')[0].lower()}: {'inside' if r['paper_inside'] else 'outside'}"
+    if not ours.predictions:
+        text += " (means: no interval without per-image predictions)"
+    return text
+
+
+def compare_run(ours: RunResult, dataset: str, resamples: int = stats.RESAMPLES, seed: int = stats.SEED) -> Comparison:
     t = published.load_table(dataset)
+    column = published.column_of_method(ours.method)
+    if column not in t.methods:
+        raise G2SError(f"run {ours.run!r} (method {ours.method}): {published.TABLE_NAMES[dataset]} has no "
+                       f"{published.METHOD_LABELS.get(column, column)} column")
     names = list(t.attributes)
     present = [a for a in names if a in ours.accuracy]
     missing = [a for a in names if a not in ours.accuracy]
     extra = [a for a in ours.order if a not in names]
-    others = [m for m in t.methods if m != published.PAPER]
+    others = [m for m in t.methods if m != column]
     has_bal = bool(ours.balanced)
-    columns = ["reproduced", "paper", "diff"] + (["reproduced_balanced"] if has_bal else []) + others
-    notes = []
+    columns = ["reproduced", "reproduced_lo", "reproduced_hi", "paper", "paper_inside", "diff"]
+    columns += ["reproduced_balanced", "reproduced_balanced_lo", "reproduced_balanced_hi"] if has_bal else []
+    columns += others
     if not present:
         raise G2SError(f"run {ours.run!r}: none of its {len(ours.accuracy)} attributes is one of "
                        f"{dataset}'s ({', '.join(names[:3])}, ...); is --dataset right?")
+    notes = _attribute_notes(ours, dataset, names, missing, extra)
+    for m, printed, mean in t.average_disagreements():
+        notes.append(f"paper: {published.TABLE_NAMES[dataset]} prints {printed} as the average of "
+                     f"{published.METHOD_LABELS[m]}, but its column's mean is {mean:.2f}")
+    if not ours.counts and not ours.given_ci:
+        notes.append(f"intervals: {NO_COUNTS}")
+    means = mean_intervals(ours, present, resamples, seed)
+    if means.note:
+        notes.append(means.note)
+
+    rows = [_row(ours, t, a, others, has_bal, column) for a in names]
+    mean_ours = sum(ours.accuracy[a] for a in present) / len(present)
+    bal = [ours.balanced[a] for a in present if a in ours.balanced]
+    mean_bal = sum(bal) / len(bal) if bal else None
+    rows.append(_mean_row("Average (paper: as printed)", mean_ours, t.averages[column], not missing,
+                          means, mean_bal, has_bal, {m: t.averages[m] for m in others}))
+    if missing:
+        # Like for like: every column averaged over the attributes this run has.
+        mean_of = lambda m: sum(t.value(m, a) for a in present) / len(present)
+        rows.append(_mean_row(f"Average over the {len(present)} attributes present", mean_ours,
+                              mean_of(column), True, means, mean_bal, has_bal,
+                              {m: mean_of(m) for m in others}))
+        notes.append(f"average: over the {len(present)} attributes present; the paper's printed "
+                     f"average covers all {len(names)}")
+    summary = inside_summary(rows, len(names), ours)
+    rows += [_row(ours, t, a, others, has_bal, column) for a in extra]
+    return Comparison(dataset, ours.run, t, ours, columns, rows, notes, summary, column)
+
+
+def _attribute_notes(ours: RunResult, dataset: str, names: list[str], missing: list[str],
+                     extra: list[str]) -> list[str]:
+    notes = []
     if missing:
         notes.append(f"missing: {len(missing)} of {len(names)} {dataset} attributes have no result "
                      f"in run {ours.run!r}: {', '.join(missing)}")
@@ -167,104 +188,96 @@ def compare_run(ours: RunResult, dataset: str) -> Comparison:
     if not missing and not extra and ordered != names:
         notes.append(f"order: run {ours.run!r} lists the {dataset} attributes in a different order "
                      "(matched by name)")
-    for m, printed, mean in t.average_disagreements():
-        notes.append(f"paper: {published.TABLE_NAMES[dataset]} prints {printed} as the average of "
-                     f"{published.METHOD_LABELS[m]}, but its column's mean is {mean:.2f}")
+    return notes
 
-    def row_for(a: str) -> list:
-        acc = ours.accuracy.get(a)
-        paper = t.cells[published.PAPER][a] if a in names else None
-        vals = [acc, paper, None if acc is None or paper is None else acc - paper.value]
+
+def interval_note(resamples: int, seed: int) -> str:
+    return (f"Intervals: {stats.LEVEL}; an accuracy: Wilson score interval of its image counts; "
+            f"balanced accuracies and means over attributes: percentile bootstrap over the test images "
+            f"({resamples} resamples, seed {seed}). \"paper inside\": the paper's printed number lies inside "
+            "our interval.")
+
+
+def display(c: Comparison) -> tuple[list[str], list[list]]:
+    """Titles and rows for Markdown / text: each value with its interval in one cell."""
+    has_bal = "reproduced_balanced" in c.columns
+    others = [k for k in c.columns if k in published.METHOD_LABELS]
+    titles = ["attribute", f"reproduced ({c.run}) [{CI}]", published.METHOD_LABELS[c.column],
+              "paper inside", "diff (reproduced - paper)"]
+    titles += [f"reproduced balanced acc. [{CI}]"] if has_bal else []
+    titles += [published.METHOD_LABELS[m] for m in others]
+    rows = []
+    for r in c.rows:
+        out = [r["attribute"], interval_text(r["reproduced"], _iv(r, "reproduced")), r["paper"],
+               r["paper_inside"], r["diff"]]
         if has_bal:
-            vals.append(ours.balanced.get(a))
-        vals += [t.cells[m][a] if a in names else None for m in others]
-        return [a, *vals]
-
-    rows = [row_for(a) for a in names]
-    mean_ours = sum(ours.accuracy[a] for a in present) / len(present)
-    avg_paper = t.averages[published.PAPER]
-    avg = ["Average (paper: as printed)", mean_ours, avg_paper,
-           mean_ours - avg_paper.value if not missing else None]
-    if has_bal:
-        bal = [ours.balanced[a] for a in present if a in ours.balanced]
-        avg.append(sum(bal) / len(bal) if bal else None)
-    avg += [t.averages[m] for m in others]
-    rows.append(avg)
-    if missing:
-        # Like for like: every column averaged over the attributes this run has.
-        sub = [f"Average over the {len(present)} attributes present", mean_ours]
-        p = sum(t.value(published.PAPER, a) for a in present) / len(present)
-        sub += [p, mean_ours - p]
-        if has_bal:
-            sub.append(avg[4])
-        sub += [sum(t.value(m, a) for a in present) / len(present) for m in others]
-        rows.append(sub)
-        notes.append(f"average: over the {len(present)} attributes present; the paper's printed "
-                     f"average covers all {len(names)}")
-    rows += [row_for(a) for a in extra]
-    return Comparison(dataset, ours.run, t, ours, columns, rows, notes)
+            out.append(interval_text(r.get("reproduced_balanced"), _iv(r, "reproduced_balanced")))
+        rows.append(out + [r[m] for m in others])
+    return titles, rows
 
 
-def column_titles(c: Comparison) -> list[str]:
-    titles = {"reproduced": f"reproduced ({c.run})", "paper": published.METHOD_LABELS[published.PAPER],
-              "diff": "diff (reproduced - paper)", "reproduced_balanced": "reproduced balanced acc."}
-    return ["attribute"] + [titles.get(k) or published.METHOD_LABELS[k] for k in c.columns]
+def side_by_side(comps: list[Comparison]) -> tuple[list[str], list[list]]:
+    """Per attribute and for the average: each run's reproduced accuracy [CI] next to its method's
+    published number (one pair of columns per run)."""
+    titles = ["attribute"]
+    for c in comps:
+        titles += [f"reproduced ({c.run}) [{CI}]", published.METHOD_LABELS[c.column]]
+    by_run = [{r["attribute"]: r for r in c.rows} for c in comps]
+    labels = [r["attribute"] for r in comps[0].rows]
+    rows = []
+    for label in labels:
+        out = [label]
+        for by in by_run:
+            r = by.get(label)
+            out += [interval_text(r["reproduced"], _iv(r, "reproduced")), r["paper"]] if r else [None, None]
+        rows.append(out)
+    return titles, rows
+
+
+def _iv(row: dict, key: str) -> stats.Interval | None:
+    lo, hi = row.get(f"{key}_lo"), row.get(f"{key}_hi")
+    return None if lo is None or hi is None else stats.Interval(lo, hi)
 
 
 def to_csv(c: Comparison) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["attribute", *c.columns])
-    for r in c.rows:
-        w.writerow([r[0], *(_fmt(v) for v in r[1:])])
-    return buf.getvalue()
-
-
-def _markdown(titles: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(titles) + " |", "|" + "|".join(["---"] + ["---:"] * (len(titles) - 1)) + "|"]
-    for r in rows:
-        lines.append("| " + " | ".join([str(r[0]), *(_fmt(v) for v in r[1:])]) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _text_table(titles: list[str], rows: list[list]) -> str:
-    cells = [titles] + [[str(r[0]), *(_fmt(v) for v in r[1:])] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(titles))]
-    out = []
-    for k, row in enumerate(cells):
-        out.append("  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths))))
-        if k == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out) + "\n"
-
-
-def _notes_text(notes: list[str], bullet: str) -> str:
-    return "".join(f"{bullet}{n}\n" for n in notes)
+    return csv_text(["attribute", *c.columns], ([cell(r.get(k)) for k in ["attribute", *c.columns]] for r in c.rows))
 
 
 # ------------------------------------------------------------------ Table 1
-def table1_rows(runs: dict[str, RunResult], dataset: str) -> tuple[list[list], list[str]]:
-    """Table 1 for the step-combination runs present: [label, run, ours, paper, diff, n attrs]."""
+TABLE1_COLUMNS = ["steps", "run", "reproduced", "reproduced_lo", "reproduced_hi", "paper", "paper_inside",
+                  "diff", "attributes"]
+TABLE1_TITLES = ["steps", "run", f"reproduced [{CI}]", "paper (Table 1)", "paper inside", "diff", "attributes"]
+
+
+def table1_rows(runs: dict[str, RunResult], dataset: str, resamples: int = stats.RESAMPLES,
+                seed: int = stats.SEED) -> tuple[list[dict], list[str]]:
+    """Table 1 for the step-combination runs present: one dict per row of TABLE1_COLUMNS."""
     names = list(published.load_table(dataset).attributes)
     rows, notes = [], []
     for row in published.load_steps():
         r = runs.get(row.run_name)
-        paper = row.accuracy[dataset].value
-        if r is None:
-            rows.append([row.paper_label, row.run_name, None, row.accuracy[dataset], None, None])
-            continue
-        present = [a for a in names if a in r.accuracy]
-        if not present:
+        paper = row.accuracy[dataset]
+        out = dict.fromkeys(TABLE1_COLUMNS)
+        out.update(steps=row.paper_label, run=row.run_name, paper=paper)
+        rows.append(out)
+        present = [a for a in names if a in r.accuracy] if r else []
+        if r is not None and not present:
             notes.append(f"{row.run_name}: none of the {dataset} attributes; left out of Table 1")
-            rows.append([row.paper_label, row.run_name, None, row.accuracy[dataset], None, None])
+        if not present:
             continue
         mean = sum(r.accuracy[a] for a in present) / len(present)
-        if len(present) < len(names):
+        full = len(present) == len(names)
+        if not full:
             notes.append(f"{row.run_name}: averaged over {len(present)} of {len(names)} attributes "
                          "(not comparable with the paper's average)")
-        rows.append([row.paper_label, row.run_name, mean, row.accuracy[dataset],
-                     mean - paper if len(present) == len(names) else None, len(present)])
-    not_run = [r[1] for r in rows if r[2] is None]
+        means = mean_intervals(r, present, resamples, seed)
+        if means.note:
+            notes.append(means.note)
+        iv = means.accuracy
+        out.update(reproduced=mean, reproduced_lo=iv.lo if iv else None, reproduced_hi=iv.hi if iv else None,
+                   paper_inside=inside(iv, paper) if full else None, diff=mean - paper.value if full else None,
+                   attributes=len(present))
+    not_run = [r["run"] for r in rows if r["reproduced"] is None]
     if not_run:
         notes.append(f"not run: {', '.join(not_run)}")
     others = [n for n in runs if published.steps_of_run(n) is None]
@@ -273,16 +286,13 @@ def table1_rows(runs: dict[str, RunResult], dataset: str) -> tuple[list[list], l
     return rows, notes
 
 
-TABLE1_COLUMNS = ["steps", "run", "reproduced", "paper", "diff", "attributes"]
+def table1_display(rows: list[dict]) -> list[list]:
+    return [[r["steps"], r["run"], interval_text(r["reproduced"], _iv(r, "reproduced")), r["paper"],
+             r["paper_inside"], r["diff"], r["attributes"]] for r in rows]
 
 
-def _table1_csv(rows: list[list]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(TABLE1_COLUMNS)
-    for r in rows:
-        w.writerow([r[0], *(_fmt(v) for v in r[1:])])
-    return buf.getvalue()
+def _table1_csv(rows: list[dict]) -> str:
+    return csv_text(TABLE1_COLUMNS, ([cell(r[k]) for k in TABLE1_COLUMNS] for r in rows))
 
 
 # ------------------------------------------------------------------ pictures
@@ -293,17 +303,21 @@ def plot_comparison(c: Comparison, path: Path) -> Path:
     import numpy as np
 
     names = list(c.table.attributes)
+    by = {r["attribute"]: r for r in c.rows}
     ours = np.array([c.ours.accuracy.get(a, np.nan) for a in names])
-    paper = np.array([c.table.value(published.PAPER, a) for a in names])
+    ivs = [_iv(by[a], "reproduced") for a in names]
+    paper = np.array([c.table.value(c.column, a) for a in names])
     x = np.arange(len(names))
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(max(10, 0.38 * len(names)), 8.5), sharex=True,
                                   gridspec_kw={"height_ratios": [3, 1.3]})
     for m in c.table.methods:
-        if m != published.PAPER:
+        if m != c.column:
             ax.plot(x, [c.table.value(m, a) for a in names], ".", ms=5, alpha=0.6,
                     label=published.METHOD_LABELS[m])
-    ax.bar(x - 0.2, paper, 0.4, color="#888888", label=published.METHOD_LABELS[published.PAPER])
-    ax.bar(x + 0.2, np.nan_to_num(ours, nan=0.0), 0.4, color="#1f77b4", label=f"reproduced ({c.run})")
+    ax.bar(x - 0.2, paper, 0.4, color="#888888", label=published.METHOD_LABELS[c.column])
+    bar = dict(capsize=1.5, error_kw={"elinewidth": 0.8, "ecolor": "black"})
+    ax.bar(x + 0.2, np.nan_to_num(ours, nan=0.0), 0.4, color="#1f77b4", yerr=error_bars(ours, ivs), **bar,
+           label=f"reproduced ({c.run}), {CI}" if any(ivs) else f"reproduced ({c.run}), no intervals")
     lo = np.nanmin(np.concatenate([ours, paper, [min(c.table.value(m, a) for m in c.table.methods
                                                      for a in names)]]))
     bottom = max(0.0, math.floor(lo / 5) * 5 - 5)
@@ -311,15 +325,20 @@ def plot_comparison(c: Comparison, path: Path) -> Path:
     for i in np.flatnonzero(np.isnan(ours)):
         ax.text(x[i] + 0.2, bottom + 1, "missing", rotation=90, fontsize=7, color="red", ha="center")
     ax.set_ylabel("accuracy (%)")
-    mean_ours = float(np.nanmean(ours))
+    avg = c.rows[len(names)]
     ax.set_title(f"{published.TABLE_NAMES[c.dataset]} ({c.dataset}): reproduced average "
-                 f"{mean_ours:.2f}% (over {int(np.sum(~np.isnan(ours)))} of {len(names)}) "
-                 f"vs paper {c.table.averages[published.PAPER].text}%")
+                 f"{interval_text(avg['reproduced'], _iv(avg, 'reproduced'))}% (over "
+                 f"{int(np.sum(~np.isnan(ours)))} of {len(names)}) vs paper "
+                 f"{c.table.averages[c.column].text}%\n{c.summary}", fontsize=9)
     ax.legend(fontsize=7, ncol=4, loc="lower left")
     diff = ours - paper
-    ax2.bar(x, np.nan_to_num(diff), color=np.where(diff >= 0, "#2ca02c", "#d62728"))
+    div = [None if iv is None else iv.shifted(-p) for iv, p in zip(ivs, paper)]
+    colours = ["#bbbbbb" if by[a]["paper_inside"] else ("#2ca02c" if d >= 0 else "#d62728")
+               for a, d in zip(names, np.nan_to_num(diff))]
+    ax2.bar(x, np.nan_to_num(diff), color=colours, yerr=error_bars(diff, div), **bar)
     ax2.axhline(0, color="black", lw=0.8)
     ax2.set_ylabel("reproduced - paper")
+    ax2.set_title("grey: the paper's number lies inside our interval", fontsize=8)
     ax2.set_xticks(x)
     ax2.set_xticklabels(names, rotation=90, fontsize=8)
     try:
@@ -328,23 +347,26 @@ def plot_comparison(c: Comparison, path: Path) -> Path:
         plt.close(fig)
 
 
-def plot_table1(rows: list[list], dataset: str, path: Path) -> Path:
+def plot_table1(rows: list[dict], dataset: str, path: Path) -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
     x = np.arange(len(rows))
+    ours = [r["reproduced"] for r in rows]
     fig, ax = plt.subplots(figsize=(8, 4))
-    ax.bar(x - 0.2, [r[3].value for r in rows], 0.4, color="#888888", label="paper (Table 1)")
-    ax.bar(x + 0.2, [r[2] if r[2] is not None else 0 for r in rows], 0.4, color="#1f77b4", label="reproduced")
+    ax.bar(x - 0.2, [r["paper"].value for r in rows], 0.4, color="#888888", label="paper (Table 1)")
+    ax.bar(x + 0.2, [v if v is not None else 0 for v in ours], 0.4, color="#1f77b4", capsize=2,
+           yerr=error_bars(ours, [_iv(r, "reproduced") for r in rows]), label=f"reproduced ({CI})")
     for i, r in enumerate(rows):
-        if r[2] is None:
+        if r["reproduced"] is None:
             ax.text(i + 0.2, 1, "not run", rotation=90, fontsize=8, color="red", ha="center", va="bottom")
-    vals = [r[2] for r in rows if r[2] is not None] + [r[3].value for r in rows]
+    vals = [v for v in ours if v is not None] + [r["paper"].value for r in rows]
+    vals += [r["reproduced_lo"] for r in rows if r["reproduced_lo"] is not None]
     ax.set_ylim(max(0, math.floor(min(vals) / 5) * 5 - 5), 100)
     ax.set_xticks(x)
-    ax.set_xticklabels([r[0] for r in rows], rotation=20)
+    ax.set_xticklabels([r["steps"] for r in rows], rotation=20)
     ax.set_ylabel("average accuracy (%)")
     ax.set_title(f"Table 1 ({dataset}): training-step combinations")
     ax.legend(fontsize=8)
@@ -357,17 +379,26 @@ def plot_table1(rows: list[list], dataset: str, path: Path) -> Path:
 # ------------------------------------------------------------------ command
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("results", type=Path, metavar="RESULTS",
-                   help="CSV with attribute,accuracy (percent) [run,dataset,balanced_accuracy]")
+                   help="CSV with attribute,accuracy (percent) [run,dataset,balanced_accuracy,n,tp,tn,predictions]")
     p.add_argument("--dataset", choices=("auto", *DATASETS), default="auto",
                    help="which paper table; auto: the file's dataset column, else celeba")
     p.add_argument("--run", default=None,
                    help=f"which run of RESULTS to compare per attribute; None = the only run, else {FULL_RUN}")
     p.add_argument("--ablations", default="auto", metavar="FILE|auto|none",
                    help="results CSV with step-combination runs for Table 1; auto: the runs in RESULTS")
+    p.add_argument("--paired", nargs=2, metavar=("A", "B"), default=None,
+                   help="instead: compare runs A and B of RESULTS image by image (McNemar per attribute, "
+                        "paired bootstrap of the mean difference B - A); needs their per-image predictions")
+    p.add_argument("--correction", choices=stats.CORRECTIONS, default=stats.DEFAULT_CORRECTION,
+                   help="--paired: adjustment of the per-attribute p-values (holm: family-wise error; "
+                        "bh: Benjamini-Hochberg false-discovery rate)")
+    p.add_argument("--resamples", type=int, default=stats.RESAMPLES, help="bootstrap resamples of the test images")
+    p.add_argument("--seed", type=int, default=stats.SEED,
+                   help="bootstrap seed (fixed: reruns give the same intervals)")
     p.add_argument("--out", type=Path, default=None,
                    help="output directory; None = RESULTS' directory / compare")
     p.add_argument("--format", choices=("table", "csv", "markdown"), default="table",
-                   help="what to print; csv: one column per method, machine-readable")
+                   help="what to print; csv: one column per method, interval columns beside each value")
 
 
 def _pick_dataset(arg: str, datasets: set[str]) -> tuple[str, str | None]:
@@ -383,22 +414,74 @@ def _pick_dataset(arg: str, datasets: set[str]) -> tuple[str, str | None]:
     return "celeba", "dataset: RESULTS has no dataset column; compared with CelebA (pass --dataset lfwa for LFWA)"
 
 
+def _pick_run(runs: dict[str, RunResult], wanted: str | None, results: Path) -> str:
+    if wanted:
+        if wanted not in runs:
+            raise G2SError(f"{results}: no run {wanted!r} (runs: {', '.join(runs)})")
+        return wanted
+    if len(runs) == 1:
+        return next(iter(runs))
+    if FULL_RUN in runs:
+        return FULL_RUN
+    raise G2SError(f"{results}: {len(runs)} runs ({', '.join(runs)}); pick one with --run")
+
+
+def paired_runs(runs: dict[str, RunResult], name_a: str, name_b: str, results: Path, correction: str,
+                resamples: int, seed: int):
+    """compare_paired on two runs of one results file, from their per-image predictions."""
+    from .paired import compare_paired
+
+    for n in (name_a, name_b):
+        if n not in runs:
+            raise G2SError(f"{results}: no run {n!r} to pair (runs: {', '.join(runs)})")
+    if name_a == name_b:
+        raise G2SError(f"--paired {name_a} {name_b}: pick two different runs")
+    a, b = runs[name_a], runs[name_b]
+    return compare_paired(a.load_predictions(a.order), b.load_predictions(b.order), name_a, name_b,
+                          correction, stats.ALPHA, resamples, seed)
+
+
+def run_paired(args) -> int:
+    from .paired import CSV_COLUMNS, csv_rows, display_rows, plot_paired, summary_lines
+
+    runs, _ = read_results(args.results)
+    name_a, name_b = args.paired
+    c = paired_runs(runs, name_a, name_b, args.results, args.correction, args.resamples, args.seed)
+    out = args.out or args.results.resolve().parent / "compare"
+    stem = f"paired_{name_a}_vs_{name_b}"
+    titles, rows = display_rows(c)
+    lines = summary_lines(c)
+    md = (f"# Paired comparison on the same test images: B = {name_b} vs A = {name_a}\n\nSource: {args.results}. "
+          "Accuracies in percent.\n\n" + notes_text(lines, "- ") + "\n" + markdown(titles, rows))
+    csv_out = csv_text(CSV_COLUMNS, csv_rows(c))
+    written = [write_atomic(out / f"{stem}.md", md), write_atomic(out / f"{stem}.csv", csv_out),
+               plot_paired(c, out / f"{stem}.png")]
+    if args.format == "csv":
+        sys.stdout.write(csv_out)
+        sys.stderr.write(notes_text(lines, "note: "))
+    elif args.format == "markdown":
+        sys.stdout.write(md)
+    else:
+        sys.stdout.write(text_table(titles, rows) + notes_text(lines, ""))
+    print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    return 0
+
+
 def run(args) -> int:
+    if args.resamples < 1:
+        raise G2SError(f"--resamples must be >= 1, got {args.resamples}")
+    if args.paired:
+        return run_paired(args)
     runs, datasets = read_results(args.results)
     dataset, note = _pick_dataset(args.dataset, datasets)
-    if args.run:
-        if args.run not in runs:
-            raise G2SError(f"{args.results}: no run {args.run!r} (runs: {', '.join(runs)})")
-        name = args.run
-    elif len(runs) == 1:
-        name = next(iter(runs))
-    elif FULL_RUN in runs:
-        name = FULL_RUN
-    else:
-        raise G2SError(f"{args.results}: {len(runs)} runs ({', '.join(runs)}); pick one with --run")
-    comp = compare_run(runs[name], dataset)
+    main_run = _pick_run(runs, args.run, args.results)
+    comp = compare_run(runs[main_run], dataset, args.resamples, args.seed)
     if note:
         comp.notes.insert(0, note)
+    # Other methods' runs in the same file (the LNets+ANet baseline): each next to its own
+    # published column, and all of them side by side.
+    others = [] if args.run else [compare_run(r, dataset, args.resamples, args.seed)
+                                  for n, r in runs.items() if n != main_run and r.method != runs[main_run].method]
 
     if args.ablations == "none":
         abl_runs = {}
@@ -408,38 +491,52 @@ def run(args) -> int:
         abl_runs, _ = read_results(Path(args.ablations))
     t1 = None
     if any(published.steps_of_run(n) for n in abl_runs):
-        t1 = table1_rows(abl_runs, dataset)
+        t1 = table1_rows(abl_runs, dataset, args.resamples, args.seed)
 
     out = args.out or args.results.resolve().parent / "compare"
-    titles = column_titles(comp)
+    titles, rows = display(comp)
     md = [f"# Reproduced vs published: {dataset} ({published.TABLE_NAMES[dataset]}), run {comp.run}\n",
-          f"Source: {args.results}. Accuracies in percent.\n"]
+          f"Source: {args.results}. Accuracies in percent. {interval_note(args.resamples, args.seed)}\n",
+          f"**Summary:** {comp.summary}.\n"]
     if comp.notes:
-        md += ["## Notes\n", _notes_text(comp.notes, "- ")]
-    md += ["## Per attribute\n", _markdown(titles, comp.rows)]
+        md += ["## Notes\n", notes_text(comp.notes, "- ")]
+    md += ["## Per attribute\n", markdown(titles, rows)]
     written = [write_atomic(out / f"compare_{dataset}.csv", to_csv(comp)),
                plot_comparison(comp, out / f"compare_{dataset}.png")]
+    if others:
+        sb_titles, sb_rows = side_by_side([comp, *others])
+        md += [f"\n## Methods side by side (reproduced on the same data, and as published)\n",
+               notes_text([f"{o.run}: {o.summary}" for o in others]
+                          + [f"which differences are real: g2s compare {args.results} --paired {o.run} {comp.run}"
+                             for o in others], "- "), "\n", markdown(sb_titles, sb_rows)]
+        for o in others:
+            o_titles, o_rows = display(o)
+            written += [write_atomic(out / f"compare_{dataset}_{o.run}.csv", to_csv(o)),
+                        plot_comparison(o, out / f"compare_{dataset}_{o.run}.png"),
+                        write_atomic(out / f"compare_{dataset}_{o.run}.md",
+                                     f"# Reproduced vs published: {dataset}, run {o.run}\n\n**Summary:** {o.summary}.\n\n"
+                                     + (notes_text(o.notes, "- ") + "\n" if o.notes else "") + markdown(o_titles, o_rows))]
     if t1:
-        rows, notes = t1
-        t1_titles = ["steps", "run", "reproduced", "paper (Table 1)", "diff", "attributes"]
+        t1_rows, t1_notes = t1
         md += ["\n## Table 1: training-step combinations (average accuracy)\n",
-               _notes_text(notes, "- ") + "\n" if notes else "", _markdown(t1_titles, rows)]
-        written += [write_atomic(out / f"table1_{dataset}.csv", _table1_csv(rows)),
-                    plot_table1(rows, dataset, out / f"table1_{dataset}.png")]
+               notes_text(t1_notes, "- ") + "\n" if t1_notes else "", markdown(TABLE1_TITLES, table1_display(t1_rows))]
+        written += [write_atomic(out / f"table1_{dataset}.csv", _table1_csv(t1_rows)),
+                    plot_table1(t1_rows, dataset, out / f"table1_{dataset}.png")]
     written.insert(0, write_atomic(out / f"compare_{dataset}.md", "\n".join(md)))
 
     if args.format == "csv":
         sys.stdout.write(to_csv(comp))
-        for n in comp.notes:
+        for n in [comp.summary, *comp.notes]:
             print(f"note: {n}", file=sys.stderr)
     elif args.format == "markdown":
         sys.stdout.write("\n".join(md))
     else:
-        sys.stdout.write(_text_table(titles, comp.rows))
-        sys.stdout.write(_notes_text(comp.notes, "note: "))
+        sys.stdout.write(text_table(titles, rows))
+        sys.stdout.write(f"summary: {comp.summary}\n")
+        sys.stdout.write(notes_text(comp.notes, "note: "))
         if t1:
-            print("\nTable 1 (average accuracy, %):")
-            sys.stdout.write(_text_table(["steps", "run", "reproduced", "paper", "diff", "attributes"], t1[0]))
-            sys.stdout.write(_notes_text(t1[1], "note: "))
+            print(f"\nTable 1 (average accuracy, %, {CI}):")
+            sys.stdout.write(text_table(TABLE1_TITLES, table1_display(t1[0])))
+            sys.stdout.write(notes_text(t1[1], "note: "))
     print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
     return 0

@@ -8,8 +8,12 @@ Stages, each reused when a rerun finds it finished with the same settings:
   prep    MTCNN detection, eye alignment, the 8 crops at 64 px, LMDBs, contact sheet (g2s prep)
   gen     the nets and solvers for the demo's attribute list (g2s gen --variant small)
   train   two runs: Step 1 alone, and Steps 1 -> 2 -> 3 (g2s train, random init)
-  eval    both runs on the test split (g2s eval)
-  report  the demo's Table 1 (per attribute: Step 1 alone vs all three steps), curves, report.md
+  anet    the LNets+ANet baseline's ANet on the same data (g2s anet --variant small): identity
+          pre-training on the demo's 8 people, attribute fine-tuning, SVMs on the val split
+  eval    both runs and ANet on the test split (g2s eval)
+  report  the demo's Table 1 (per attribute: Step 1 alone vs all three steps, 95 % intervals, and
+          which differences are real at 5 %: exact McNemar with Holm's correction, paired
+          bootstrap of the mean difference; g2s_caffe/paired.py), curves, report.md
 
 The attributes are drawn onto real faces by the generator; the numbers show the pipeline
 working end to end, not the paper's accuracies (report.md says what they do and do not show).
@@ -28,11 +32,16 @@ from pathlib import Path
 
 from . import params as hp
 from .errors import G2SError
+from .results import RESULT_COLUMNS
 
 ATTRIBUTES_FILE = Path(__file__).resolve().parent / "data" / "attributes" / "demo.yaml"
 DATASET = "demo"
 IMAGE_SIZE = 64        # the small variant's stored crop (params.SMALL_NET)
 RUNS = ("steps_1", "steps_1_2_3")
+# The LNets+ANet baseline (g2s_caffe/lnets_anet/): its results label and run directory.  Until
+# part 2 adds the LNets, ANet reads the face boxes of `g2s prep` (MTCNN), hence the column name.
+ANET_RUN, ANET_DIR = "lnets_anet", "anet"
+ANET_COLUMN = "ANet on prep boxes (LNets: part 2)"
 STAGES = ".stages"
 
 
@@ -45,12 +54,15 @@ class Plan:
     test_interval: int
     snapshot: int
     jobs: int
+    anet_pretrain: int = 400             # ANet's identity pre-training iterations (small variant)
+    anet_finetune: int = 400             # ANet's attribute fine-tuning iterations
 
 
 # Sized for <= 15 minutes on 2 CPU cores (measured: see README); the solver policy is the
 # paper's ("inv", lr_mult 1/3/5/8), only the iteration counts shrink.
 FULL = Plan(count=None, max_iter_step1=1500, max_iter_step23=300, test_interval=100, snapshot=500, jobs=2)
-QUICK = Plan(count=300, max_iter_step1=150, max_iter_step23=30, test_interval=50, snapshot=50, jobs=2)
+QUICK = Plan(count=300, max_iter_step1=150, max_iter_step23=30, test_interval=50, snapshot=50, jobs=2,
+             anet_pretrain=60, anet_finetune=40)
 
 
 # ------------------------------------------------------------------ stage bookkeeping
@@ -116,7 +128,7 @@ def stage_data(out: Path, plan: Plan, seed: int) -> Path:
 
 def stage_prep(root: Path, prepared: Path, workers: int) -> dict:
     from data_prep.celeba import read_celeba
-    from data_prep.prep import prepare
+    from data_prep.prep import attribute_record, prepare
     from .attributes import load_attributes
     from .crops import CROP_SCHEMES
 
@@ -126,9 +138,10 @@ def stage_prep(root: Path, prepared: Path, workers: int) -> dict:
         raise G2SError(f"{root}: attributes {index.attributes} are not {ATTRIBUTES_FILE}'s {attrs.names}; "
                        "regenerate the demo dataset (make setup)")
     index.dataset = DATASET
-    # `g2s prep celeba` insists on CelebA's 40 names; the demo is the same layout with its own list.
+    # The CelebA layout under another dataset name ("demo"), so not through `g2s prep celeba`.
     return prepare(index, prepared, schemes=list(CROP_SCHEMES), image_size=IMAGE_SIZE, workers=workers,
-                   extra_params={"aligned": False, "missing": "error", "demo_attributes": str(ATTRIBUTES_FILE)})
+                   extra_params={"aligned": False, "missing": "error", "demo_attributes": str(ATTRIBUTES_FILE)},
+                   attribute_list=attribute_record(attrs))
 
 
 def gen_argv(out: Path, prepared: Path, plan: Plan, monitor_size: int) -> list[str]:
@@ -149,65 +162,133 @@ def train_argv(out: Path, prepared: Path, plan: Plan, steps: str) -> list[str]:
             "--set", f"solver.snapshot={plan.snapshot}"]
 
 
+def anet_argv(out: Path, prepared: Path, plan: Plan) -> list[str]:
+    return ["anet", "--data", str(prepared), "--runs", str(out / "runs"), "--dataset", DATASET,
+            "--attributes", str(ATTRIBUTES_FILE), "--variant", "small",
+            "--set", f"solver.max_iter_pretrain={plan.anet_pretrain}",
+            "--set", f"solver.max_iter_finetune={plan.anet_finetune}",
+            "--set", f"solver.test_interval={plan.test_interval}",
+            "--set", f"solver.snapshot={plan.snapshot}"]
+
+
+def anet_cells(results: dict, a: str, n: int, majority: int) -> dict:
+    """The ANet column of an attribute's row (None when the results hold no ANet run)."""
+    anet = results.get(ANET_RUN)
+    if anet is None:
+        return {"anet": None, "anet_lo": None, "anet_hi": None, "anet_above_chance": None, "anet_bal": None}
+    if a not in anet.counts:
+        raise G2SError(f"run {ANET_RUN} has no result (with image counts) for attribute {a}")
+    right = anet.counts[a][1]
+    iv = anet.accuracy_interval(a)
+    return {"anet": 100.0 * right / n, "anet_lo": iv.lo, "anet_hi": iv.hi, "anet_above_chance": right > majority,
+            "anet_bal": anet.balanced.get(a)}
+
+
 # ------------------------------------------------------------------ the demo's Table 1
-def read_eval(path: Path) -> dict[str, dict[str, dict]]:
-    """run -> attribute -> row of g2s eval's results CSV."""
-    out: dict[str, dict[str, dict]] = {}
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            out.setdefault(row["run"], {})[row["attribute"]] = row
-    missing = [r for r in RUNS if r not in out]
+def read_eval(path: Path) -> dict:
+    """run -> results.RunResult of g2s eval's results CSV; both demo runs must be there."""
+    from .results import read_results
+
+    runs, _ = read_results(path)
+    missing = [r for r in RUNS if r not in runs]
     if missing:
         raise G2SError(f"{path}: no results for run(s) {', '.join(missing)}")
-    return out
+    return runs
 
 
-def demo_table(results: dict[str, dict[str, dict]], names: list[str]) -> list[dict]:
-    """Per attribute: chance (the test split's majority class), Step 1 alone, Steps 1-3."""
+def demo_paired(results: dict, path: Path):
+    """Step 1 alone (A) vs Steps 1+2+3 (B) on the same test images (g2s_caffe/paired.py)."""
+    from . import stats
+    from .compare import paired_runs
+
+    return paired_runs(results, RUNS[0], RUNS[1], path, stats.DEFAULT_CORRECTION, stats.RESAMPLES, stats.SEED)
+
+
+def demo_table(results: dict, names: list[str], paired) -> list[dict]:
+    """Per attribute: chance (the test split's majority class), Step 1 alone, Steps 1-3, each
+    with its 95 % interval, and whether their difference is real (paired McNemar, Holm)."""
+    by = {x.name: x for x in paired.attributes}
     rows = []
     for a in names:
-        cells = {}
         for r in RUNS:
-            if a not in results[r]:
+            if a not in results[r].accuracy:
                 raise G2SError(f"run {r} has no result for attribute {a}")
-            cells[r] = results[r][a]
-        n = int(cells[RUNS[1]]["n"])
-        pos = int(cells[RUNS[1]]["positives"])
+            if a not in results[r].counts or a not in results[r].positives:
+                raise G2SError(f"run {r}: no image counts for attribute {a} (rerun g2s eval)")
+        if a not in by:
+            raise G2SError(f"the paired comparison has no attribute {a}")
+        one, three = results[RUNS[0]], results[RUNS[1]]
+        n, pos = three.counts[a][0], three.positives[a]
         majority = max(pos, n - pos)
         # From the counts, not the rounded percentages: "above chance" = more images right
         # than always answering the majority class.
-        correct = {r: int(cells[r]["tp"]) + int(cells[r]["tn"]) for r in RUNS}
+        right = {r: results[r].counts[a][1] for r in RUNS}
+        iv1, iv3 = one.accuracy_interval(a), three.accuracy_interval(a)
         rows.append({"attribute": a, "n": n, "positives": pos, "chance": 100.0 * majority / n,
-                     "step1": 100.0 * correct["steps_1"] / n,
-                     "steps123": 100.0 * correct["steps_1_2_3"] / n,
-                     "step1_above_chance": correct["steps_1"] > majority,
-                     "steps123_above_chance": correct["steps_1_2_3"] > majority,
-                     "step1_bal": float(cells["steps_1"]["balanced_accuracy"]),
-                     "steps123_bal": float(cells["steps_1_2_3"]["balanced_accuracy"])})
+                     "step1": 100.0 * right["steps_1"] / n, "step1_lo": iv1.lo, "step1_hi": iv1.hi,
+                     "steps123": 100.0 * right["steps_1_2_3"] / n, "steps123_lo": iv3.lo, "steps123_hi": iv3.hi,
+                     "diff": 100.0 * (right["steps_1_2_3"] - right["steps_1"]) / n,
+                     "p_mcnemar": by[a].p, "p_adjusted": by[a].p_adjusted, "real": by[a].real(paired.alpha),
+                     "step1_above_chance": right["steps_1"] > majority,
+                     "steps123_above_chance": right["steps_1_2_3"] > majority,
+                     "step1_bal": one.balanced[a], "steps123_bal": three.balanced[a],
+                     **anet_cells(results, a, n, majority)})
     return rows
 
 
-def table_markdown(rows: list[dict]) -> str:
-    lines = ["| attribute | test images (positive) | chance (majority) | Step 1 alone | Steps 1+2+3 | "
-             "diff | balanced: Step 1 | balanced: Steps 1+2+3 |",
-             "|---|---|---|---|---|---|---|---|"]
+def table_markdown(rows: list[dict], paired) -> str:
+    from .tables import interval_text
+    from .stats import Interval
+
+    c = {"holm": "Holm", "bh": "BH"}[paired.correction]
+    lines = ["| attribute | test images (positive) | chance (majority) | Step 1 alone [95 % CI] | "
+             f"Steps 1+2+3 [95 % CI] | diff | p (McNemar, {c}-adjusted) | real at 5 % | balanced: Step 1 | "
+             f"balanced: Steps 1+2+3 | {ANET_COLUMN} [95 % CI] | balanced: ANet |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        flag = lambda k: f"{r[k]:.2f}" + ("" if r[k + "_above_chance"] else " (not above chance)")
+        flag = lambda k: interval_text(r[k], Interval(r[k + "_lo"], r[k + "_hi"])) + (
+            "" if r[k + "_above_chance"] else " (not above chance)")
         lines.append(f"| {r['attribute']} | {r['n']} ({r['positives']}) | {r['chance']:.2f} | {flag('step1')} | "
-                     f"{flag('steps123')} | {r['steps123'] - r['step1']:+.2f} | {r['step1_bal']:.2f} | "
-                     f"{r['steps123_bal']:.2f} |")
-    mean = lambda k: sum(r[k] for r in rows) / len(rows)
-    lines.append(f"| **mean** | | {mean('chance'):.2f} | {mean('step1'):.2f} | {mean('steps123'):.2f} | "
-                 f"{mean('steps123') - mean('step1'):+.2f} | {mean('step1_bal'):.2f} | {mean('steps123_bal'):.2f} |")
+                     f"{flag('steps123')} | {r['diff']:+.2f} | {r['p_adjusted']:.3g} | "
+                     f"{'real' if r['real'] else 'noise'} | {r['step1_bal']:.2f} | {r['steps123_bal']:.2f} | "
+                     + (f"{flag('anet')} | {r['anet_bal']:.2f} |" if r.get("anet") is not None else "not run | |"))
+    m, b = paired.accuracy, paired.balanced
+    pct = lambda v, iv, **k: interval_text(100 * v, iv.scaled(100), **k)
+    chance = sum(r["chance"] for r in rows) / len(rows)
+    lines.append(f"| **mean** | | {chance:.2f} | {pct(m.a, m.a_interval)} | {pct(m.b, m.b_interval)} | "
+                 f"{pct(m.diff, m.interval, signed=True)} | | {'real' if m.real else 'noise'} | "
+                 f"{100 * b.a:.2f} | {100 * b.b:.2f} | " + anet_mean_cells(rows))
     return "\n".join(lines) + "\n"
 
 
-def table_csv(rows: list[dict]) -> str:
+def anet_mean_cells(rows: list[dict]) -> str:
+    """The ANet column's mean row: the plain means over attributes (ANet is not one of the two
+    paired runs, so no bootstrap interval here; per attribute it has its Wilson interval)."""
+    if any(r.get("anet") is None for r in rows):
+        return "not run | |"
+    return (f"{sum(r['anet'] for r in rows) / len(rows):.2f} | "
+            f"{sum(r['anet_bal'] for r in rows) / len(rows):.2f} |")
+
+
+def table_csv(rows: list[dict], paired) -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
+        w.writerow({k: (f"{v:.6g}" if k.startswith("p_") else f"{v:.4f}" if isinstance(v, float) else v)
+                    for k, v in r.items()})
+    m = paired.accuracy
+    mean = {k: "" for k in rows[0]}
+    mean.update(attribute="mean", n=paired.images, chance=f"{sum(r['chance'] for r in rows) / len(rows):.4f}",
+                step1=f"{100 * m.a:.4f}", step1_lo=f"{100 * m.a_interval.lo:.4f}",
+                step1_hi=f"{100 * m.a_interval.hi:.4f}",
+                steps123=f"{100 * m.b:.4f}", steps123_lo=f"{100 * m.b_interval.lo:.4f}",
+                steps123_hi=f"{100 * m.b_interval.hi:.4f}", diff=f"{100 * m.diff:.4f}", real=m.real,
+                step1_bal=f"{100 * paired.balanced.a:.4f}", steps123_bal=f"{100 * paired.balanced.b:.4f}")
+    if all(r.get("anet") is not None for r in rows):
+        mean.update(anet=f"{sum(r['anet'] for r in rows) / len(rows):.4f}",
+                    anet_bal=f"{sum(r['anet_bal'] for r in rows) / len(rows):.4f}")
+    w.writerow(mean)
     return buf.getvalue()
 
 
@@ -217,19 +298,34 @@ def plot_table(rows: list[dict], path: Path) -> Path:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from .compare import save_figure_atomic
+    from .files import save_figure_atomic
+    from .stats import Interval
+    from .tables import error_bars
 
     x = np.arange(len(rows))
     fig, ax = plt.subplots(figsize=(max(7, 0.8 * len(rows) + 2), 4.2))
-    ax.bar(x - 0.2, [r["step1"] for r in rows], 0.4, label="Step 1 alone")
-    ax.bar(x + 0.2, [r["steps123"] for r in rows], 0.4, label="Steps 1+2+3")
+    bar = dict(capsize=2, error_kw={"elinewidth": 0.8, "ecolor": "black"})
+    series = ((-0.2, "step1", "Step 1 alone"), (0.2, "steps123", "Steps 1+2+3"))
+    width = 0.4
+    if all(r.get("anet") is not None for r in rows):
+        series, width = ((-0.27, "step1", "Step 1 alone"), (0.0, "steps123", "Steps 1+2+3"),
+                         (0.27, "anet", ANET_COLUMN)), 0.27
+    for dx, k, label in series:
+        vals = [r[k] for r in rows]
+        ax.bar(x + dx, vals, width, yerr=error_bars(vals, [Interval(r[k + "_lo"], r[k + "_hi"]) for r in rows]),
+               label=f"{label} (95 % Wilson interval)", **bar)
     for i, r in enumerate(rows):
         ax.hlines(r["chance"], i - 0.45, i + 0.45, colors="k", linestyles="dashed",
                   label="chance (majority class)" if i == 0 else None)
+        if r["real"]:
+            ax.text(i, min(101, max(r["step1_hi"], r["steps123_hi"]) + 0.5), "*", ha="center", fontsize=14)
     ax.set_xticks(x, [r["attribute"] for r in rows], rotation=35, ha="right")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_ylim(max(0, min(min(r["chance"] for r in rows), min(r["step1"] for r in rows)) - 10), 100)
-    ax.set_title("Demo (synthetic attributes on real faces): Step 1 alone vs all three steps")
+    low = min(min(r["chance"] for r in rows), min(r["step1_lo"] for r in rows),
+              min((r["anet_lo"] for r in rows if r.get("anet_lo") is not None), default=100))
+    ax.set_ylim(max(0, low - 10), 103)
+    ax.set_title("Demo (synthetic attributes on real faces): Step 1 alone vs all three steps\n"
+                 "* = difference real at 5 % (exact McNemar, Holm over the attributes)", fontsize=10)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.tight_layout()
     return save_figure_atomic(fig, path)
@@ -238,7 +334,7 @@ def plot_table(rows: list[dict], path: Path) -> Path:
 def collect_curves(out: Path) -> list[Path]:
     """Each job's curves.png (written by g2s train) under OUT/curves/<run>/."""
     got = []
-    for run in RUNS:
+    for run in (*RUNS, ANET_DIR):
         for png in sorted((out / "runs" / run).rglob("curves.png")):
             job = png.parent.relative_to(out / "runs" / run)
             dst = out / "curves" / run / f"{str(job).replace('/', '_')}.png"
@@ -248,13 +344,43 @@ def collect_curves(out: Path) -> list[Path]:
     return got
 
 
-def write_report(out: Path, rows: list[dict], manifest: dict, plan: Plan, seed: int, seconds: dict,
+def significance_text(rows: list[dict], paired) -> str:
+    """Which of the demo's differences are real at 5 % and which are noise, in words."""
+    from . import stats
+    from .tables import interval_text
+
+    real = [r["attribute"] for r in rows if r["real"]]
+    noise = [r["attribute"] for r in rows if not r["real"]]
+    m = paired.accuracy
+    widest = max(r["step1_hi"] - r["step1_lo"] for r in rows) / 2
+    return (f"- Mean accuracy, Steps 1+2+3 minus Step 1 alone: "
+            f"{interval_text(100 * m.diff, m.interval.scaled(100), signed=True)} points (paired bootstrap over "
+            f"the {paired.images} test images, {paired.resamples} resamples, seed {paired.seed}): "
+            f"{'real' if m.real else 'noise'} at 5 %.\n"
+            f"- Per attribute (exact McNemar test on the {paired.images} paired decisions, p adjusted by "
+            f"{stats.CORRECTION_LABELS[paired.correction]} over the {len(rows)} attributes): real at 5 %: "
+            f"{len(real)} ({', '.join(real) or 'none'}); noise: {len(noise)} ({', '.join(noise) or 'none'}).\n"
+            f"- With {rows[0]['n']} test images one image is {100 / rows[0]['n']:.2f} points and an accuracy's "
+            f"95 % interval reaches +-{widest:.1f} points (Wilson).  These intervals cover the choice of test "
+            "images only: a rerun on another machine (other BLAS kernels, so other rounding during training) "
+            "trains other nets and can move single attributes by more.\n")
+
+
+def anet_people(out: Path) -> str:
+    try:
+        from .runs import load_run
+
+        return str(load_run(out / "runs" / ANET_DIR).stages["data"]["identities"])
+    except (G2SError, KeyError):
+        return "?"
+
+
+def write_report(out: Path, rows: list[dict], paired, manifest: dict, plan: Plan, seed: int, seconds: dict,
                  curves: list[Path], data_root: Path) -> Path:
     from data_prep.demo_data import MAX_ROLL_DEG
     states = {s: v.get("states", {}) for s, v in manifest["splits"].items()}
     below = [r["attribute"] for r in rows for k in ("step1", "steps123") if not r[k + "_above_chance"]]
-    mean1 = sum(r["step1"] for r in rows) / len(rows)
-    mean3 = sum(r["steps123"] for r in rows) / len(rows)
+    m = paired.accuracy
     rel = lambda p: os.path.relpath(p, out)
     text = f"""# g2s demo: the whole pipeline on a synthetic-attribute dataset
 
@@ -277,14 +403,26 @@ each independently, so every label is known exactly.  Dataset: `{data_root}` (ra
    scaled down: Step 1 {plan.max_iter_step1}, Steps 2/3 {plan.max_iter_step23} each.  Two runs: Step 1 alone
    and Steps 1 -> 2 -> 3 (Step 1 is trained once: the second run reuses the first's, the same
    training by fingerprint).  Manifests: `runs/<run>/manifest.json`; curves: `curves/` ({len(curves)} plots).
-4. `eval`: both runs on the test split (`eval_test.csv`, `runs/<run>/eval/test/`).
+4. `anet`: the LNets+ANet baseline's ANet (`g2s anet --variant small`, `runs/{ANET_DIR}/`): identity
+   pre-training on the train split's people ({anet_people(out)} of them: the demo's faces come from 8 real
+   people) from random init, {plan.anet_pretrain} iterations; attribute fine-tuning on random patches of the
+   face region, {plan.anet_finetune} iterations; one linear SVM per attribute on every patch's feature of
+   the val split.  Column "{ANET_COLUMN}": until part 2 adds the LNets, ANet reads the
+   face boxes of `prep` (MTCNN), enlarged by scheme c, not boxes found from attribute tags.
+5. `eval`: both runs and ANet on the test split (`eval_test.csv`, `runs/<run>/eval/test/`).
 
-## The demo's Table 1 (test accuracy, %)
-{table_markdown(rows)}
-Mean: Step 1 alone {mean1:.2f} %, all three steps {mean3:.2f} % ({mean3 - mean1:+.2f}).
+## The demo's Table 1 (test accuracy, %, with 95 % intervals)
+{table_markdown(rows, paired)}
+Intervals: an attribute's accuracy, Wilson score interval of its {rows[0]['n']} test images; the means,
+percentile bootstrap over the test images.  "real at 5 %": the difference between the two runs on
+the same images is unlikely to be chance (below); "noise": the test images cannot tell them apart.
+Mean: Step 1 alone {100 * m.a:.2f} %, all three steps {100 * m.b:.2f} % ({100 * m.diff:+.2f}).
 {"Every attribute is above chance in both runs." if not below else
  "NOT above chance: " + ", ".join(sorted(set(below))) + "."}
-Picture: `table1_demo.png`.
+Picture: `table1_demo.png` (error bars: the intervals; * = real at 5 %).
+
+## Which differences are real
+{significance_text(rows, paired)}
 
 ## Where the attributes are
 By construction the hat sits above the face box and the necktie below it: Steps 1 and 2 read the
@@ -302,9 +440,8 @@ at chance in "Step 1 alone" may therefore be one the general crop cannot see.
   VGG-Face at this size: inputs scaled by {hp.SMALL_NET.input_scale:g} and base_lr {hp.SMALL_SOLVER.base_lr:g}
   instead of the paper's {hp.BASE_LR:g}, which is meant for fine-tuning), and training is a few
   hundred iterations: attributes marked "not above chance" were not learnt in that time, or not
-  visible in the crop.  Whether Steps 2-3 help here says little about CelebA or LFWA; small
-  differences between the two runs are within the noise of {rows[0]['n']} test images (one
-  image = {100 / rows[0]['n']:.2f} points).
+  visible in the crop.  Whether Steps 2-3 help here says little about CelebA or LFWA; the
+  differences marked "noise" above are within what {rows[0]['n']} test images can resolve.
 
 Stage times (s, this run; reused stages keep their first time): {json.dumps(seconds)}.
 """
@@ -345,21 +482,29 @@ def run(args) -> int:
     for steps in ("1", "1,2,3"):
         argv = train_argv(out, prepared, plan, steps)
         _stage(out, f"train_{steps.replace(',', '_')}", {**base, "argv": argv}, lambda argv=argv: _g2s(argv), log)
+    _stage(out, "anet", {**base, "argv": anet_argv(out, prepared, plan)}, lambda: _g2s(anet_argv(out, prepared, plan)),
+           log)
     eval_csv = out / "eval_test.csv"
     eval_argv = ["eval", "--runs", str(out / "runs"), "--split", "test", "--out", str(eval_csv)]
-    _stage(out, "eval", {**base, "argv": eval_argv}, lambda: _g2s(eval_argv), log)
+    # The results format is part of the stage: an eval_test.csv of an older format is redone.
+    _stage(out, "eval", {**base, "argv": eval_argv, "columns": RESULT_COLUMNS}, lambda: _g2s(eval_argv), log)
 
     from .attributes import load_attributes
     names = load_attributes(ATTRIBUTES_FILE).names
-    rows = demo_table(read_eval(eval_csv), names)
-    _atomic_text(out / "table1_demo.md", table_markdown(rows))
-    _atomic_text(out / "table1_demo.csv", table_csv(rows))
+    results = read_eval(eval_csv)
+    if ANET_RUN not in results:
+        raise G2SError(f"{eval_csv}: no results for {ANET_RUN} (the ANet run {out / 'runs' / ANET_DIR}); rerun `g2s demo`")
+    paired = demo_paired(results, eval_csv)
+    rows = demo_table(results, names, paired)
+    _atomic_text(out / "table1_demo.md", table_markdown(rows, paired))
+    _atomic_text(out / "table1_demo.csv", table_csv(rows, paired))
     plot_table(rows, out / "table1_demo.png")
     curves = collect_curves(out)
     seconds = {}
     for p in sorted((out / STAGES).glob("*.json")):
         seconds[p.stem] = json.loads(p.read_text()).get("seconds")
-    report = write_report(out, rows, data.manifest, plan, seed, seconds, curves, data_root)
-    log(table_markdown(rows))
+    report = write_report(out, rows, paired, data.manifest, plan, seed, seconds, curves, data_root)
+    log(table_markdown(rows, paired))
+    log(significance_text(rows, paired))
     log(f"[demo] done in {time.time() - t_all:.0f} s: {report}")
     return 0

@@ -4,31 +4,48 @@ For each run under --runs (or the one --run), every attribute's final net (its d
 final weights) is applied to the split's image LMDB of the attribute's crop scheme, exactly as
 at test time in §3.1: the centre crop and mean of the train_val net's TEST ``data`` layer, no
 mirroring.  A Step-1 joint net (``prob`` of shape (N, T, 2)) gives all its attributes from one
-pass, so every step combination of Table 1 is evaluated the same way.
+pass, so every step combination of Table 1 is evaluated the same way.  A run whose Step-2/3
+jobs are not all finished (``g2s train --attributes A,B``) is refused, or with
+--only-finished evaluated on the attributes whose nets are finished (the others are named).
 
-Writes, per run, ``<run>/eval/<split>/``: ``probs.npz`` + ``probs.csv`` (P(attribute) per
-image), ``metrics.csv`` and ``accuracy.png``; and one results CSV over all runs (--out), in the
-format ``g2s compare`` reads.
+Writes, per run, ``<run>/eval/<split>/``:
+
+* ``probs.npz``: the per-image prediction file, the same for every method (G2S runs here, the
+  LNets+ANet baseline, anything else), so that any two can be compared image by image
+  (g2s_caffe/predictions.py): ``keys`` (N,) the split's LMDB keys ``<index>_<image name>``,
+  ``attributes`` (T,), ``probs`` (N, T) P(attribute) in [0, 1] (decision: >= 0.5),
+  ``labels`` (N, T) 0/1.  ``probs.csv``: the same as text.
+* ``metrics.csv``: the run's rows of the results CSV (below); ``summary.json``: the means
+  over attributes with their intervals, the bootstrap's resamples and seed, and the
+  attributes not evaluated; ``accuracy.png``: accuracy and balanced accuracy per attribute
+  with their 95 % intervals as error bars.
+
+and one results CSV over all runs (--out), the format ``g2s compare`` reads
+(g2s_caffe/results.py): one row per (run, attribute) with accuracy and balanced accuracy,
+each followed by its 95 % interval (``_lo``, ``_hi``; Wilson for the accuracy, a bootstrap
+over the test images for the balanced accuracy), the counts (n, positives, tp, tn, fp, fn),
+the crop scheme, and ``predictions``: the run's probs.npz relative to the CSV, from which
+``g2s compare`` bootstraps the means and runs paired tests.
 """
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import layout, metrics
-from .compare import save_figure_atomic, write_atomic
+from . import layout, metrics, stats
 from .errors import G2SError
+from .files import save_figure_atomic, write_atomic
+from .predictions import save_predictions
+from .results import RESULT_COLUMNS, csv_text, relative_to, result_rows
+from .tables import error_bars, interval_text
 
 PROB_BLOB = "prob"
 DATA_BLOB = "data"
-RESULT_COLUMNS = ["run", "dataset", "split", "attribute", "accuracy", "balanced_accuracy",
-                  "n", "positives", "tp", "tn", "fp", "fn", "scheme"]
+PREDICTIONS_FILE = "probs.npz"
 
 
 @dataclass(frozen=True)
@@ -174,7 +191,7 @@ def forward_probs(net_items: list[EvalNet], batches, progress=None):
             if it.attr_index is None and prob.shape[1] != 1:
                 raise G2SError(f"{it.deploy}: {PROB_BLOB!r} holds {prob.shape[1]} attributes but the run "
                                f"gives no index for {it.attribute}")
-            out[it.attribute].append(prob[:, t, 1].astype(np.float64))
+            out[it.attribute].append(prob[:, t, 1].astype(np.float32))   # Caffe's values, exactly
         all_keys += keys
         all_labels.append(labels)
         if progress is not None:
@@ -190,13 +207,20 @@ class EvalResult:
     attributes: list[str]
     schemes: list[str]
     keys: list[str]
-    probs: np.ndarray               # (N, T) P(attribute)
+    probs: np.ndarray               # (N, T) P(attribute), float32 as Caffe computed it
     labels: np.ndarray              # (N, T)
-    scores: list[metrics.AttributeScore]
+    summary: metrics.Summary        # scores with their intervals
+    not_evaluated: list[str]        # attributes of the run without a finished net (--only-finished)
+    method: str = "g2s"             # Run.method: g2s, or lnets_anet (the baseline, lnets_anet/evaluate.py)
+
+    @property
+    def scores(self) -> list[metrics.AttributeScore]:
+        return self.summary.scores
 
 
 def evaluate(run_name: str, items: list[EvalNet], data: layout.PreparedDataset, split: str,
-             batch: int = 32, show_progress: bool = True) -> EvalResult:
+             batch: int = 32, show_progress: bool = True, resamples: int = stats.RESAMPLES,
+             seed: int = stats.SEED, not_evaluated: list[str] | None = None) -> EvalResult:
     """Apply every attribute's net to the split; one pass per distinct (deploy, weights, scheme)."""
     from tqdm import tqdm
 
@@ -228,43 +252,33 @@ def evaluate(run_name: str, items: list[EvalNet], data: layout.PreparedDataset, 
     P = np.stack([probs[a] for a in names], axis=1)
     Y = labels[:, cols]
     return EvalResult(run_name, str(data.manifest.get("dataset", "")), split, names,
-                      [it.scheme for it in items], keys_ref, P, Y, metrics.score(P, Y, names))
+                      [it.scheme for it in items], keys_ref, P, Y,
+                      metrics.summarize(P, Y, names, resamples, seed), list(not_evaluated or []))
 
 
 # ------------------------------------------------------------------ writing results
-def result_rows(r: EvalResult) -> list[list]:
-    rows = []
-    for s, scheme in zip(r.scores, r.schemes):
-        rows.append([r.run, r.dataset, r.split, s.name, f"{100 * s.accuracy:.4f}",
-                     f"{100 * s.balanced_accuracy:.4f}", s.n, s.positives, s.tp, s.tn, s.fp, s.fn, scheme])
-    return rows
+def run_rows(r: EvalResult, csv_path: Path, predictions: Path) -> list[list]:
+    """The run's rows of a results CSV at ``csv_path``."""
+    return result_rows(r.run, r.dataset, r.split, r.summary, r.schemes, relative_to(predictions, csv_path),
+                       r.method)
 
 
-def _csv_text(header: list[str], rows) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    w.writerows(rows)
-    return buf.getvalue()
+def summary_json(r: EvalResult) -> dict:
+    return {"run": r.run, "dataset": r.dataset, "split": r.split, "images": len(r.keys),
+            "attributes": len(r.attributes), **r.summary.to_json(), "not_evaluated": r.not_evaluated}
 
 
 def write_run_outputs(r: EvalResult, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
-    buf = io.BytesIO()
-    np.savez_compressed(buf, keys=np.asarray(r.keys), attributes=np.asarray(r.attributes),
-                        probs=r.probs.astype(np.float32), labels=r.labels.astype(np.uint8))
+    npz = save_predictions(out_dir / PREDICTIONS_FILE, r.keys, r.attributes, r.probs, r.labels)
     prob_rows = ([k, *(f"{p:.6f}" for p in row), *map(int, lab)]
                  for k, row, lab in zip(r.keys, r.probs, r.labels))
     header = ["key", *(f"p_{a}" for a in r.attributes), *(f"y_{a}" for a in r.attributes)]
-    rows = result_rows(r)
-    avg = metrics.mean_accuracy(r.scores), metrics.mean_balanced_accuracy(r.scores)
-    summary = {"run": r.run, "dataset": r.dataset, "split": r.split, "images": len(r.keys),
-               "attributes": len(r.attributes), "mean_accuracy": 100 * avg[0],
-               "mean_balanced_accuracy": 100 * avg[1]}
-    return [write_atomic(out_dir / "probs.npz", buf.getvalue()),
-            write_atomic(out_dir / "probs.csv", _csv_text(header, prob_rows)),
-            write_atomic(out_dir / "metrics.csv", _csv_text(RESULT_COLUMNS, rows)),
-            write_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n"),
+    metrics_csv = out_dir / "metrics.csv"
+    return [npz,
+            write_atomic(out_dir / "probs.csv", csv_text(header, prob_rows)),
+            write_atomic(metrics_csv, csv_text(RESULT_COLUMNS, run_rows(r, metrics_csv, npz))),
+            write_atomic(out_dir / "summary.json", json.dumps(summary_json(r), indent=2) + "\n"),
             plot_scores(r, out_dir / "accuracy.png")]
 
 
@@ -273,18 +287,25 @@ def plot_scores(r: EvalResult, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    x = np.arange(len(r.scores))
-    acc = [100 * s.accuracy for s in r.scores]
-    bal = [100 * s.balanced_accuracy for s in r.scores]
+    sm = r.summary
+    x = np.arange(len(sm.scores))
+    acc = [100 * s.accuracy for s in sm.scores]
+    bal = [100 * s.balanced_accuracy for s in sm.scores]
+    acc_ci = [i.scaled(100) for i in sm.accuracy_intervals]
+    bal_ci = [i.scaled(100) for i in sm.balanced_intervals]
     fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(x)), 4.5))
-    ax.bar(x - 0.2, acc, 0.4, label=f"accuracy (mean {np.mean(acc):.2f})")
-    ax.bar(x + 0.2, bal, 0.4, label=f"balanced accuracy (mean {np.mean(bal):.2f})")
+    bar = dict(capsize=2, error_kw={"elinewidth": 0.8, "ecolor": "black"})
+    ax.bar(x - 0.2, acc, 0.4, yerr=error_bars(acc, acc_ci), **bar, label="accuracy, mean "
+           + interval_text(100 * sm.mean_accuracy, sm.mean_accuracy_interval.scaled(100)))
+    ax.bar(x + 0.2, bal, 0.4, yerr=error_bars(bal, bal_ci), **bar, label="balanced accuracy, mean "
+           + interval_text(100 * sm.mean_balanced_accuracy, sm.mean_balanced_interval.scaled(100)))
     ax.set_xticks(x)
     ax.set_xticklabels(r.attributes, rotation=90, fontsize=8)
-    ax.set_ylim(max(0, min(acc + bal) - 10), 100)
+    ax.set_ylim(max(0, min(i.lo for i in acc_ci + bal_ci) - 10), 102)
     ax.set_ylabel("%")
-    ax.set_title(f"{r.run}: {r.split} split, {len(r.keys)} images")
-    ax.legend(fontsize=8)
+    ax.set_title(f"{r.run}: {r.split} split, {len(r.keys)} images\nerror bars: {stats.LEVEL} intervals "
+                 f"(accuracy: Wilson; balanced and means: bootstrap, {sm.resamples} resamples)", fontsize=9)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     try:
         return save_figure_atomic(fig, path)
     finally:
@@ -292,11 +313,33 @@ def plot_scores(r: EvalResult, path: Path) -> Path:
 
 
 # ------------------------------------------------------------------ runs
+def _eval_net(run, name: str, index: int | None, job) -> EvalNet:
+    return EvalNet(name, index, job.scheme, run.path(job.deploy), run.path(job.final.path), run.path(job.train_val))
+
+
 def nets_of_run(run) -> list[EvalNet]:
-    """EvalNet per attribute from a g2s_caffe.runs.Run: each attribute's final net."""
-    return [EvalNet(name, index, job.scheme, run.path(job.deploy), run.path(job.final.path),
-                    run.path(job.train_val))
-            for name, index, job in run.final_nets()]
+    """EvalNet per attribute from a g2s_caffe.runs.Run: each attribute's final net (all must
+    be finished; for evaluation see finished_nets_of_run)."""
+    return [_eval_net(run, *net) for net in run.final_nets()]
+
+
+def finished_nets_of_run(run, only_finished: bool = False) -> tuple[list[EvalNet], list[str]]:
+    """(EvalNet per attribute with a finished final net, attributes left out).  Unless
+    ``only_finished``, an attribute whose net is not finished is an error naming them."""
+    todo = run.unfinished_attributes()
+    names = [a for a, _ in todo]
+    if todo and not only_finished:
+        jobs = [j for _, j in todo]
+        raise G2SError(f"{run.root / 'manifest.json'}: {len(todo)} of {len(run.attribute_names)} attributes "
+                       f"have no finished net ({', '.join(names[:5])}{' ...' if len(todo) > 5 else ''}; jobs "
+                       f"{', '.join(jobs[:3])}{' ...' if len(jobs) > 3 else ''}); rerun the same `g2s train` "
+                       f"command to finish them, or pass --only-finished to evaluate the "
+                       f"{len(run.attribute_names) - len(todo)} finished ones")
+    nets = [_eval_net(run, *net) for net in run.final_nets(require_done=False) if net[0] not in names]
+    if not nets:
+        raise G2SError(f"{run.root / 'manifest.json'}: no attribute of run {run.run} has a finished net; "
+                       "finish training with `g2s train` first")
+    return nets, names
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -309,6 +352,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpu", type=int, default=None, help="GPU id for the forward passes; None = CPU")
     p.add_argument("--out", type=Path, default=None,
                    help="results CSV for `g2s compare`; None = RUNS/eval_<split>.csv")
+    p.add_argument("--only-finished", action="store_true",
+                   help="evaluate the attributes whose final net is finished and list the others "
+                        "(a run trained with `g2s train --attributes A,B`); default: refuse such a run")
+    p.add_argument("--resamples", type=int, default=stats.RESAMPLES,
+                   help="bootstrap resamples of the test images for the balanced-accuracy and mean intervals")
+    p.add_argument("--seed", type=int, default=stats.SEED,
+                   help="bootstrap seed (fixed: reruns give the same intervals)")
 
 
 def select_runs(root: Path, name: str | None):
@@ -334,23 +384,44 @@ def select_runs(root: Path, name: str | None):
 def run(args) -> int:
     if args.batch < 1:
         raise G2SError(f"--batch must be >= 1, got {args.batch}")
+    if args.resamples < 1:
+        raise G2SError(f"--resamples must be >= 1, got {args.resamples}")
     from .device import select_device
+    from .runs import MANIFEST as RUN_MANIFEST
 
     print(f"g2s eval: running the nets on the {select_device(args.gpu)}")
     root = Path(args.runs)
     selected = select_runs(root, args.run)
-    from .runs import MANIFEST as RUN_MANIFEST
     out = args.out or (root.parent if (root / RUN_MANIFEST).is_file() else root) / f"eval_{args.split}.csv"
+    from .lnets_anet import evaluate as anet_eval    # the LNets+ANet baseline's runs: its own evaluator
+
+    def nets_or_check(r):
+        if r.method == anet_eval.METHOD:
+            anet_eval.check_run(r)
+            return None, []
+        return finished_nets_of_run(r, args.only_finished)
+
+    runs_nets = [(r, *nets_or_check(r)) for r in selected]   # refuse before any net runs
     rows = []
-    for r in selected:
+    for r, nets, left_out in runs_nets:
         data = layout.open_prepared(args.data or Path(r.data))
-        res = evaluate(r.run, nets_of_run(r), data, args.split, args.batch)
+        if r.method == anet_eval.METHOD:
+            res = anet_eval.evaluate_run(r, data, args.split, args.batch, resamples=args.resamples, seed=args.seed)
+        else:
+            res = evaluate(r.run, nets, data, args.split, args.batch, resamples=args.resamples, seed=args.seed,
+                           not_evaluated=left_out)
         files = write_run_outputs(res, r.root / "eval" / args.split)
-        rows += result_rows(res)
-        print(f"{r.run}: {args.split} {len(res.keys)} images, {len(res.attributes)} attributes: "
-              f"mean accuracy {100 * metrics.mean_accuracy(res.scores):.2f}%, "
-              f"mean balanced accuracy {100 * metrics.mean_balanced_accuracy(res.scores):.2f}% "
-              f"(per image and per attribute: {files[0].parent})")
-    write_atomic(out, _csv_text(RESULT_COLUMNS, rows))
+        if r.method == anet_eval.METHOD:
+            anet_eval.write_extra(r, res, files[0].parent)
+        rows += run_rows(res, out, files[0])
+        sm = res.summary
+        print(f"{r.run}: {args.split} {len(res.keys)} images, {len(res.attributes)} attributes: mean accuracy "
+              f"{interval_text(100 * sm.mean_accuracy, sm.mean_accuracy_interval.scaled(100))} %, mean balanced "
+              f"accuracy {interval_text(100 * sm.mean_balanced_accuracy, sm.mean_balanced_interval.scaled(100))} % "
+              f"({stats.LEVEL} intervals; per image and per attribute: {files[0].parent})")
+        if left_out:
+            print(f"{r.run}: NOT evaluated ({len(left_out)} attribute(s) without a finished net): "
+                  f"{', '.join(left_out)}")
+    write_atomic(out, csv_text(RESULT_COLUMNS, rows))
     print(f"wrote {out}; compare with the paper: g2s compare {out}")
     return 0

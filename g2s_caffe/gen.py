@@ -225,6 +225,7 @@ def run(args: argparse.Namespace) -> int:
                               args.monitor_size)
         if dataset in ANET_DATASETS or not args.all:
             files += _anet_tree(args, attrs, out, dataset, data_root, command)
+            files += _lnets_tree(args, attrs, out, dataset, data_root, command)
         total += len(files)
         print(f"{dataset}: {len(attrs)} attributes -> {len(files)} files under {out / dataset}")
     return 0
@@ -249,3 +250,19 @@ def _anet_tree(args, attrs, out: Path, dataset: str, data_root: str, command: st
                        "pass --monitor-size N (images in its monitor split)")
     return generate_anet_tree(attrs, out, dataset, shape, solver, data_root, command, monitor,
                               monitor_split(dataset))
+
+
+def _lnets_tree(args, attrs, out: Path, dataset: str, data_root: str, command: str) -> list[Path]:
+    """The LNets+ANet baseline's LNet_o / LNet_s nets for the same list (lnets_anet/gen.py)."""
+    from .lnets_anet import lnets_params
+    from .lnets_anet.gen import generate_lnets_tree
+
+    shape, solver = lnets_params.LNET_VARIANTS[args.variant]
+    if args.solver_mode:
+        solver = merge(solver, {"solver_mode": args.solver_mode}, "command line")
+    monitor = args.monitor_size or hp.MONITOR_SIZE.get(dataset)
+    if monitor is None:
+        raise G2SError(f"dataset {dataset!r} has no standard {monitor_split(dataset)} size; "
+                       "pass --monitor-size N (images in its monitor split)")
+    return generate_lnets_tree(attrs, out, dataset, shape, solver, data_root, command, monitor,
+                               monitor_split(dataset))

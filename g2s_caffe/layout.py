@@ -5,6 +5,7 @@ One prepared dataset is a directory (``g2s prep ... --out DIR``)::
     DIR/manifest.json                  the dataset manifest (below)
     DIR/<split>/labels_lmdb/           one Datum per image: the T binary labels
     DIR/<split>/<scheme>_lmdb/         one Datum per image: the JPEG of crop <scheme>
+    DIR/<split>/identities_lmdb/       one Datum per image: its face identity (when known)
     DIR/<split>/report.csv             every input image of the split and its state
 
 Keys.  Both LMDBs of a split hold exactly the same keys, ``f"{index:08d}_{name}"``
@@ -21,6 +22,16 @@ Labels.  ``Datum(channels=T, height=1, width=1, float_data=[y_1 .. y_T])`` with 
 transform_param yields a (N, T, 1, 1) blob; ``Slice`` (axis 1) gives one (N, 1, 1, 1) label
 per attribute for its ``SoftmaxWithLoss``/``Accuracy``.
 
+Identities (when the dataset gives them: CelebA's ``identity_CelebA.txt``, LFW's folder
+names).  ``Datum(channels=1, height=1, width=1, float_data=[identity number], label=index)``:
+the number as in the dataset (CelebA: the file's integer; LFW: the index of the person's
+folder name among all sorted folder names of the release), exact in float32 up to 2^24.
+Used by the LNets+ANet baseline's identity pre-training (g2s_caffe/lnets_anet/); G2S does
+not read them.  The manifest says ``"identities": true`` and lists the LMDB under each
+split's ``lmdbs`` as "identities", with ``identity_source`` (what was read, and a sha256 of
+the name -> identity mapping); without identities, ``"identities": false`` and
+``identity_note`` says what was missing.
+
 Why two LMDBs (not one): ``Datum.label`` is a single int32, 40 binary labels do not fit;
 an encoded Datum has no room for float labels (the transformer ignores float_data of
 encoded datums); HDF5Data cannot decode JPEG nor crop/mirror.  A second Data layer over
@@ -34,8 +45,11 @@ manifest.json (written last, atomically, by data_prep)::
      "image_size": 240, "encoding": "jpeg", "jpeg_quality": 95,
      "schemes": ["a", ...], "splits": {"train": {"count": N, "keys_sha256": "...",
         "lmdbs": {"labels": {"path": "train/labels_lmdb", "sha256": "..."},
-                  "a": {"path": "train/a_lmdb", "sha256": "..."}, ...},
+                  "a": {"path": "train/a_lmdb", "sha256": "..."}, ...,
+                  "identities": {"path": "train/identities_lmdb", "sha256": "..."}},
+        "identities": n_identities,
         "states": {"detected": n1, "fallback": n2, "discarded": n3, "missing": n4}}, ...},
+     "identities": true, "identity_source": {"kind": "file", "path": ..., "sha256": ...},
      "tool": {...versions...}, "parameters": {...}}
 """
 from __future__ import annotations
@@ -50,6 +64,13 @@ FORMAT = "g2s-lmdb/1"
 SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
 LABELS = "labels"
+IDENTITIES = "identities"
+MAX_IDENTITY = 1 << 24          # identity numbers are stored as float32: exact below 2^24
+CELEBA_IDENTITY_FILE = "identity_CelebA.txt"
+IDENTITY_HINT = (f"CelebA's identities are {CELEBA_IDENTITY_FILE} (Anno/ of the CelebA release, one line "
+                 f"'000001.jpg 2880' per image); put it in the CelebA root or its Anno/ folder (or pass "
+                 f"--identity-file) and rerun the same `g2s prep` command: it adds the identities to the "
+                 f"prepared dataset without detecting again.  LFWA's identities are its folder names")
 
 
 def key_for(index: int, name: str) -> str:
@@ -96,9 +117,16 @@ class PreparedDataset:
     def count(self, split: str) -> int:
         return int(self._split(split)["count"])
 
+    @property
+    def has_identities(self) -> bool:
+        return bool(self.manifest.get("identities"))
+
     def lmdb(self, split: str, what: str) -> Path:
         self._split(split)
-        if what != LABELS and what not in self.schemes:
+        if what == IDENTITIES and not self.has_identities:
+            note = self.manifest.get("identity_note") or "the manifest records no identities"
+            raise G2SError(f"{self.root / MANIFEST}: prepared without face identities ({note}). {IDENTITY_HINT}")
+        if what not in (LABELS, IDENTITIES) and what not in self.schemes:
             raise G2SError(f"{self.root / MANIFEST}: crop scheme {what!r} was not prepared "
                            f"(prepared: {', '.join(self.schemes)}); rerun g2s prep with --schemes")
         p = lmdb_dir(self.root, split, what)
@@ -158,3 +186,26 @@ def parse_label_datum(raw: bytes) -> tuple[int, list[int]]:
     d = caffe_pb2.Datum()
     d.ParseFromString(raw)
     return d.label, [int(v) for v in d.float_data]
+
+
+def identity_datum(number: int, index: int) -> bytes:
+    """Serialized identity Datum of the index-th image (see the module docstring)."""
+    from caffe.proto import caffe_pb2
+
+    number = int(number)
+    if not 0 <= number < MAX_IDENTITY:
+        raise ValueError(f"identity number {number} outside 0 .. {MAX_IDENTITY - 1}")
+    d = caffe_pb2.Datum(channels=1, height=1, width=1, label=index)
+    d.float_data.append(float(number))
+    return d.SerializeToString()
+
+
+def parse_identity_datum(raw: bytes) -> tuple[int, int]:
+    """(index, identity number) of a serialized identity Datum."""
+    from caffe.proto import caffe_pb2
+
+    d = caffe_pb2.Datum()
+    d.ParseFromString(raw)
+    if len(d.float_data) != 1:
+        raise G2SError(f"an identity Datum holds {len(d.float_data)} values, expected 1; rerun g2s prep")
+    return d.label, int(d.float_data[0])

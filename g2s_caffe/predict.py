@@ -185,7 +185,12 @@ def _pick_run(root: Path, name: str | None):
     from .evaluate import select_runs
 
     found = select_runs(root, name)
+    if name is None:     # the LNets+ANet baseline's runs (method lnets_anet) are not served here
+        found = [r for r in found if r.method == "g2s"] or found
     if len(found) == 1:
+        if found[0].method != "g2s":
+            raise G2SError(f"{found[0].root}: a {found[0].method} run (the LNets+ANet baseline); g2s predict "
+                           "serves G2S runs (g2s train); evaluate this one with g2s eval")
         return found[0]
     names = [r.run for r in found]
     if "steps_1_2_3" in names:

@@ -32,6 +32,13 @@ def synthetic_face(labels, size: int, rng: np.random.Generator) -> np.ndarray:
     return img
 
 
+PERSON_BASE = {"train": 1000, "val": 2000, "test": 3000}
+
+
+def person_of(split: str, index: int, people: int) -> int:
+    return PERSON_BASE[split] + index % people
+
+
 def _sha_dir(path: Path) -> str:
     h = hashlib.sha256()
     for f in sorted(path.iterdir()):
@@ -42,8 +49,11 @@ def _sha_dir(path: Path) -> str:
 
 def make_tiny_prepared(root: Path, attributes: list[str], counts: dict[str, int] | None = None,
                        size: int = 32, schemes: tuple[str, ...] = ("a",), seed: int = 0,
-                       jpeg_quality: int = 95, dataset: str = "tiny") -> Path:
-    """Write a prepared dataset at ``root`` and return it (see g2s_caffe.layout)."""
+                       jpeg_quality: int = 95, dataset: str = "tiny", people: int | None = None) -> Path:
+    """Write a prepared dataset at ``root`` and return it (see g2s_caffe.layout).
+
+    ``people``: also write identities_lmdb, image i of a split being person
+    ``PERSON_BASE[split] + i % people`` (each split its own people, as CelebA's splits)."""
     counts = counts or {"train": 64, "val": 32, "test": 32}
     rng = np.random.default_rng(seed)
     root = Path(root)
@@ -55,7 +65,8 @@ def make_tiny_prepared(root: Path, attributes: list[str], counts: dict[str, int]
         labels = rng.integers(0, 2, size=(n, len(attributes)))
         keys = [layout.key_for(i, f"{split}_{i:06d}.jpg") for i in range(n)]
         lm = {}
-        for what in (layout.LABELS, *schemes):
+        whats = (layout.LABELS, *schemes) + ((layout.IDENTITIES,) if people else ())
+        for what in whats:
             path = layout.lmdb_dir(root, split, what)
             path.mkdir(parents=True, exist_ok=True)
             env = lmdb.open(str(path), map_size=1 << 28)
@@ -63,6 +74,8 @@ def make_tiny_prepared(root: Path, attributes: list[str], counts: dict[str, int]
                 for i, key in enumerate(keys):
                     if what == layout.LABELS:
                         val = layout.label_datum(labels[i], i)
+                    elif what == layout.IDENTITIES:
+                        val = layout.identity_datum(person_of(split, i, people), i)
                     else:
                         img = synthetic_face(labels[i], size, rng)
                         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
@@ -74,5 +87,12 @@ def make_tiny_prepared(root: Path, attributes: list[str], counts: dict[str, int]
         manifest["splits"][split] = {
             "count": n, "keys_sha256": hashlib.sha256("\n".join(keys).encode()).hexdigest(),
             "lmdbs": lm, "states": {"detected": n, "fallback": 0, "discarded": 0, "missing": 0}}
+        if people:
+            manifest["splits"][split][layout.IDENTITIES] = min(n, people)
+    manifest["identities"] = bool(people)
+    if people:
+        manifest["identity_source"] = {"path": "tests/support.py", "sha256": "", "people": people}
+    else:
+        manifest["identity_note"] = "tests/support.py: written without identities"
     (root / layout.MANIFEST).write_text(json.dumps(manifest, indent=2))
     return root

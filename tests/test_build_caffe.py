@@ -160,3 +160,22 @@ def test_sha_mismatch_is_an_error(bc, tmp_path, monkeypatch):
     monkeypatch.setattr(bc.subprocess, "run", fake_run)
     with pytest.raises(bc.BuildError, match="does not match the pinned"):
         bc.fetch_sources(tmp_path, "http://deb.debian.org/debian")
+
+
+def test_cuda_key_includes_nvcc_cpu_key_does_not(bc, patch_dir):
+    """A CUDA build's key changes with the CUDA compiler; a CPU build records none."""
+    patches = bc.read_series(patch_dir)
+    cuda = bc.variant_flags("cuda")
+    k1 = bc.build_key(bc.SOURCE_FILES, patches, cuda, ABI, "gcc 12", "Build cuda_13.0.r13.0")[0]
+    k2 = bc.build_key(bc.SOURCE_FILES, patches, cuda, ABI, "gcc 12", "Build cuda_12.9.r12.9")[0]
+    assert k1 != k2
+    assert bc.nvcc_version(bc.variant_flags("cpu")) is None
+    assert "nvcc" not in bc.build_key(bc.SOURCE_FILES, patches, bc.variant_flags("cpu"), ABI, "gcc 12")[1]
+
+
+def test_kit_flags_skip_pycaffe_check_and_add_the_toolkit_libraries(bc, tmp_path):
+    flags = bc.variant_flags("cuda", extra={"CUDA_TOOLKIT_ROOT_DIR": str(tmp_path / "cuda"), "BUILD_python": "OFF"})
+    path = bc.runtime_library_path(tmp_path / "prefix", flags).split(":")
+    assert path[:2] == [str(tmp_path / "prefix" / "lib"), str(tmp_path / "cuda" / "lib64")]
+    assert bc.build_env(flags)["NCCL_DIR"] == str(tmp_path / "cuda")
+    assert bc.runtime_library_path(tmp_path / "p", bc.variant_flags("cpu")).split(":")[0] == str(tmp_path / "p" / "lib")

@@ -53,8 +53,9 @@ def test_quick_demo_writes_every_output(quick):
     for run in demo.RUNS:
         assert (out / "runs" / run / "manifest.json").is_file()
     curves = sorted((out / "curves").rglob("*.png"))
-    # Step 1 is trained once: the three-step run reuses the Step-1-alone run's (train/share.py)
-    assert len(curves) == 1 + 2 * len(NAMES), [c.name for c in curves]
+    # Step 1 is trained once: the three-step run reuses the Step-1-alone run's (train/share.py);
+    # ANet's two jobs (pre-training, fine-tuning) add two.
+    assert len(curves) == 1 + 2 * len(NAMES) + 2, [c.name for c in curves]
     from g2s_caffe.runs import load_run
     step1 = load_run(out / "runs" / "steps_1_2_3").job("step1")
     assert step1.extra["shared_from"] == "steps_1/step1"
@@ -64,6 +65,10 @@ def test_quick_demo_writes_every_output(quick):
         assert (out / f).stat().st_size > 0, f
     report = (out / "report.md").read_text()
     assert "synthetic-attribute dataset" in report and "not the paper's numbers" in report
+    # The LNets+ANet baseline's column, from its own run (g2s anet) on the same prepared data.
+    anet = load_run(out / "runs" / demo.ANET_DIR)
+    assert anet.method == "lnets_anet" and anet.complete and anet.stages["svm"]["status"] == "done"
+    assert demo.ANET_COLUMN in report and demo.ANET_COLUMN in (out / "table1_demo.md").read_text()
     assert seconds < 400, seconds
 
 
@@ -72,17 +77,26 @@ def test_table_follows_from_the_eval_results(quick):
     out, _, _ = quick
     with open(out / "eval_test.csv", newline="") as f:
         ev = {(row["run"], row["attribute"]): row for row in csv.DictReader(f)}
-    assert {r for r, _ in ev} == set(demo.RUNS)
+    assert {r for r, _ in ev} == set(demo.RUNS) | {demo.ANET_RUN}
     with open(out / "table1_demo.csv", newline="") as f:
         table = list(csv.DictReader(f))
-    assert [t["attribute"] for t in table] == NAMES
-    for t in table:
+    assert [t["attribute"] for t in table] == NAMES + ["mean"]
+    for t in table[:-1]:
         e1, e3 = ev[("steps_1", t["attribute"])], ev[("steps_1_2_3", t["attribute"])]
         n = int(e3["n"])
         assert float(t["step1"]) == pytest.approx(float(e1["accuracy"]), abs=0.01)
         assert float(t["steps123"]) == pytest.approx(float(e3["accuracy"]), abs=0.01)
+        assert float(t["step1_lo"]) == pytest.approx(float(e1["accuracy_lo"]), abs=0.01)
+        assert float(t["steps123_hi"]) == pytest.approx(float(e3["accuracy_hi"]), abs=0.01)
+        ea = ev[(demo.ANET_RUN, t["attribute"])]
+        assert float(t["anet"]) == pytest.approx(float(ea["accuracy"]), abs=0.01) and ea["method"] == "lnets_anet"
         pos = int(e3["positives"])
         assert float(t["chance"]) == pytest.approx(100 * max(pos, n - pos) / n, abs=1e-3)
+        assert t["real"] == str(float(t["p_adjusted"]) < 0.05)
+    mean = table[-1]
+    assert float(mean["step1_lo"]) <= float(mean["step1"]) <= float(mean["step1_hi"])
+    report = (out / "report.md").read_text()
+    assert "## Which differences are real" in report and "Holm" in report and "paired bootstrap" in report
 
 
 @pytest.mark.caffe
@@ -92,25 +106,65 @@ def test_rerun_reuses_finished_stages(quick):
     t0 = time.time()
     r = _g2s("demo", "--quick", "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
-    for stage in ("prep", "gen", "train_1", "train_1_2_3", "eval"):
+    for stage in ("prep", "gen", "train_1", "train_1_2_3", "anet", "eval"):
         assert f"[demo] {stage}: finished before, reused" in r.stdout, stage
     assert (out / "runs" / "steps_1_2_3" / "manifest.json").read_bytes() == before
     assert time.time() - t0 < 60
 
 
-def _row(run, attr, n, pos, tp, tn):
-    return {"run": run, "attribute": attr, "n": str(n), "positives": str(pos), "tp": str(tp), "tn": str(tn),
-            "accuracy": f"{100 * (tp + tn) / n:.4f}", "balanced_accuracy": "50.0"}
+def _results(tmp_path, labels, decisions: dict):
+    """Eval outputs (prediction files + results CSV) of the two demo runs for attribute A."""
+    import numpy as np
+
+    from g2s_caffe import metrics, results
+    from g2s_caffe.predictions import save_predictions
+
+    csv_path = tmp_path / "eval_test.csv"
+    keys = [f"{i:08d}_{i}.jpg" for i in range(len(labels))]
+    rows = []
+    for run, dec in decisions.items():
+        probs = np.asarray(dec, float).reshape(-1, 1) * 0.8 + 0.1
+        y = np.asarray(labels).reshape(-1, 1)
+        npz = save_predictions(tmp_path / run / "probs.npz", keys, ["A"], probs, y)
+        rows += results.result_rows(run, "demo", "test", metrics.summarize(probs, y, ["A"], resamples=200), ["a"],
+                                    results.relative_to(npz, csv_path))
+    csv_path.write_text(results.csv_text(results.RESULT_COLUMNS, rows))
+    return csv_path
 
 
-def test_demo_table_chance_comes_from_counts():
+def test_demo_table_chance_comes_from_counts_and_says_what_is_noise(tmp_path):
     # 3 positives of 9: always "no" gets 6 right.  6 right is not above chance; 7 is.
-    res = {"steps_1": {"A": _row("steps_1", "A", 9, 3, 0, 6)},
-           "steps_1_2_3": {"A": _row("steps_1_2_3", "A", 9, 3, 1, 6)}}
-    (row,) = demo.demo_table(res, ["A"])
+    labels = [1, 1, 1, 0, 0, 0, 0, 0, 0]
+    path = _results(tmp_path, labels, {"steps_1": [0] * 9, "steps_1_2_3": [1, 0, 0, 0, 0, 0, 0, 0, 0]})
+    results = demo.read_eval(path)
+    paired = demo.demo_paired(results, path)
+    (row,) = demo.demo_table(results, ["A"], paired)
     assert row["chance"] == pytest.approx(100 * 6 / 9)
     assert not row["step1_above_chance"] and row["steps123_above_chance"]
-    md = demo.table_markdown([row])
-    assert "66.67 (not above chance)" in md and "77.78 |" in md
+    # One image only B gets right, none only A: McNemar p = 1 (2 * 1/2), noise.
+    assert row["p_mcnemar"] == pytest.approx(1.0) and not row["real"]
+    from g2s_caffe import stats
+    iv = stats.wilson_interval(7, 9).scaled(100)
+    assert (row["steps123_lo"], row["steps123_hi"]) == pytest.approx((iv.lo, iv.hi))
+    md = demo.table_markdown([row], paired)
+    assert "66.67 [" in md and "(not above chance)" in md and f"77.78 [{iv.lo:.2f}, {iv.hi:.2f}] |" in md
+    assert "| noise |" in md
+    text = demo.significance_text([row], paired)
+    assert "real at 5 %: 0 (none); noise: 1 (A)" in text
     with pytest.raises(G2SError, match="no result for attribute B"):
-        demo.demo_table(res, ["A", "B"])
+        demo.demo_table(results, ["A", "B"], paired)
+
+
+def test_demo_table_marks_a_real_difference(tmp_path):
+    labels = [1] * 15 + [0] * 15
+    step1 = [0] * 30                                  # always "no": 15 of 30
+    steps123 = labels                                 # always right: 15 more images right, none fewer
+    path = _results(tmp_path, labels, {"steps_1": step1, "steps_1_2_3": steps123})
+    results = demo.read_eval(path)
+    paired = demo.demo_paired(results, path)
+    (row,) = demo.demo_table(results, ["A"], paired)
+    assert row["p_mcnemar"] == pytest.approx(2 / 2 ** 15) and row["real"]
+    assert "real at 5 %: 1 (A)" in demo.significance_text([row], paired)
+    csv_text = demo.table_csv([row], paired)
+    assert csv_text.splitlines()[0].startswith("attribute,n,positives,chance,step1,step1_lo,step1_hi")
+    assert csv_text.splitlines()[-1].startswith("mean,30,")

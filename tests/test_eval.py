@@ -113,11 +113,21 @@ def test_outputs_are_written_for_compare(prepared, tmp_path):
     z = np.load(tmp_path / "out" / "probs.npz")
     np.testing.assert_allclose(z["probs"], res.probs, atol=1e-6)
     assert z["keys"].tolist() == res.keys and z["attributes"].tolist() == ATTRS
+    assert z["probs"].dtype == np.float32                  # Caffe's values, stored exactly
     rows = list(csv.DictReader(open(tmp_path / "out" / "metrics.csv")))
     assert [r["attribute"] for r in rows] == ATTRS
+    from g2s_caffe import stats
     for r, s in zip(rows, res.scores):
         assert float(r["accuracy"]) == pytest.approx(100 * s.accuracy, abs=1e-3)
         assert int(r["tp"]) + int(r["tn"]) + int(r["fp"]) + int(r["fn"]) == 20
+        iv = stats.wilson_interval(s.correct, 20).scaled(100)
+        assert (float(r["accuracy_lo"]), float(r["accuracy_hi"])) == pytest.approx((iv.lo, iv.hi), abs=1e-3)
+        assert float(r["balanced_accuracy_lo"]) <= float(r["balanced_accuracy_hi"])
+        assert r["predictions"] == "probs.npz"            # relative to metrics.csv
+    import json
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    lo, hi = summary["mean_accuracy_ci"]
+    assert lo <= summary["mean_accuracy"] <= hi and summary["bootstrap_resamples"] == stats.RESAMPLES
     probs_csv = list(csv.reader(open(tmp_path / "out" / "probs.csv")))
     assert probs_csv[0] == ["key", "p_Bald", "p_Eyeglasses", "p_Smiling", "y_Bald", "y_Eyeglasses", "y_Smiling"]
     assert len(probs_csv) == 21
@@ -187,6 +197,7 @@ def generated(tmp_path_factory):
 
 def test_g2s_eval_all_runs_then_compare(generated, capsys):
     import csv
+    import io
 
     from g2s_caffe import cli, metrics
 
@@ -209,6 +220,14 @@ def test_g2s_eval_all_runs_then_compare(generated, capsys):
     z = np.load(root / "steps_1_2_3" / "eval" / "test" / "probs.npz")
     assert not np.allclose(z["probs"][:, 0], z["probs"][:, 1])
 
+    # Every value has its interval beside it, and the prediction file is reachable from the CSV.
+    from g2s_caffe import stats
+    for r in rows:
+        n, right = int(r["n"]), int(r["tp"]) + int(r["tn"])
+        iv = stats.wilson_interval(right, n).scaled(100)
+        assert float(r["accuracy_lo"]) == pytest.approx(iv.lo, abs=1e-3)
+        assert (root / r["predictions"]).resolve() == (root / r["run"] / "eval" / "test" / "probs.npz").resolve()
+
     # One run only, and the results go straight into `g2s compare` (3 of CelebA's 40 attributes).
     assert cli.main(["eval", "--runs", str(root), "--run", "steps_1", "--split", "val",
                      "--out", str(root / "val.csv")]) == 0
@@ -218,7 +237,46 @@ def test_g2s_eval_all_runs_then_compare(generated, capsys):
                      "--out", str(root / "cmp")]) == 0
     out = capsys.readouterr().out
     assert "missing: 37 of 40 celeba attributes" in out
-    assert (root / "cmp" / "table1_celeba.csv").is_file()
+    assert "inside our 95 % interval for" in out and "no interval" not in out
+    t1 = {r["run"]: r for r in csv.DictReader(open(root / "cmp" / "table1_celeba.csv"))}
+    assert t1["steps_1"]["reproduced_lo"] != "" and t1["steps_1_2_3"]["attributes"] == "3"
+    # The two runs image by image, from the results file alone.
+    assert cli.main(["compare", str(root / "eval_test.csv"), "--paired", "steps_1", "steps_1_2_3",
+                     "--format", "csv", "--out", str(root / "cmp")]) == 0
+    paired = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [p["attribute"] for p in paired] == [n for n, _ in CLI_ATTRS] + ["mean accuracy", "mean balanced accuracy"]
+    assert (root / "cmp" / "paired_steps_1_vs_steps_1_2_3.png").stat().st_size > 1000
+
+
+def test_unfinished_attributes_are_refused_or_evaluated_with_only_finished(generated, capsys, tmp_path):
+    """A run whose Step-3 job for Bald is not finished (as after `g2s train --attributes
+    Eyeglasses,Smiling`): refused, naming the option; with --only-finished the other two."""
+    import csv
+    import json
+    import shutil
+
+    from g2s_caffe import cli
+
+    root, _ = generated
+    runs = tmp_path / "runs"
+    shutil.copytree(root / "steps_1_2_3", runs / "steps_1_2_3", ignore=shutil.ignore_patterns("eval"))
+    manifest = runs / "steps_1_2_3" / "manifest.json"
+    m = json.loads(manifest.read_text())
+    for j in m["jobs"]:
+        if j["id"] in ("step2/Bald", "step3/Bald"):
+            j.update(status="pending", final=None)
+    manifest.write_text(json.dumps(m))
+    assert cli.main(["eval", "--runs", str(runs)]) == 2
+    err = capsys.readouterr().err
+    assert "1 of 3 attributes have no finished net (Bald; jobs step3/Bald)" in err
+    assert "pass --only-finished to evaluate the 2 finished ones" in err
+    assert cli.main(["eval", "--runs", str(runs), "--only-finished"]) == 0
+    out = capsys.readouterr().out
+    assert "steps_1_2_3: NOT evaluated (1 attribute(s) without a finished net): Bald" in out
+    rows = list(csv.DictReader(open(runs / "eval_test.csv")))
+    assert [r["attribute"] for r in rows] == ["Eyeglasses", "Smiling"]
+    summary = json.loads((runs / "steps_1_2_3" / "eval" / "test" / "summary.json").read_text())
+    assert summary["not_evaluated"] == ["Bald"] and summary["attributes"] == 2
 
 
 def test_g2s_eval_errors(generated, capsys, tmp_path):

@@ -27,7 +27,7 @@ def test_regenerating_the_committed_tree_is_byte_identical(tmp_path):
     assert sorted(fresh) == sorted(committed)
     changed = [name for name in fresh if fresh[name] != committed[name]]
     assert not changed, f"prototxt/ is stale, run `make prototxt`: {changed[:5]}"
-    assert len(fresh) == 2 * (3 + 2 * 3 * 40) + 6      # + CelebA's ANet (LNets+ANet baseline)
+    assert len(fresh) == 2 * (3 + 2 * 3 * 40) + 6 + 6  # + CelebA's ANet and LNets (LNets+ANet baseline)
 
 
 def _gen(tmp_path, monkeypatch, capsys, *argv) -> tuple[int, str]:
@@ -85,15 +85,20 @@ def test_custom_list_small_variant_tree(tmp_path, monkeypatch, capsys):
     code, _ = _gen(tmp_path, monkeypatch, capsys, *argv)
     assert code == 0
     files = sorted(p.relative_to(tmp_path / "prototxt").as_posix() for p in (tmp_path / "prototxt").rglob("*.*"))
-    from g2s_caffe.lnets_anet.gen import FILES as ANET_FILES
+    from g2s_caffe.lnets_anet.gen import FILES as ANET_FILES, LNETS_FILES
 
     assert files == sorted(["mine/step1/" + f for f in ("train_val.prototxt", "deploy.prototxt", "solver.prototxt")]
                            + [f"mine/step{s}/{a}/{f}" for s in (2, 3) for a in ("Glasses", "Beard")
                               for f in ("train_val.prototxt", "deploy.prototxt", "solver.prototxt")]
-                           + [f"mine/anet/{f}.prototxt" for f in ANET_FILES])   # the baseline's, same list
+                           + [f"mine/anet/{f}.prototxt" for f in ANET_FILES]    # the baseline's, same list
+                           + [f"mine/lnets/{f}.prototxt" for f in LNETS_FILES])
     anet = caffe_pb2.NetParameter()
     text_format.Merge((tmp_path / "prototxt/mine/anet/finetune_train_val.prototxt").read_text(), anet)
     assert [l.inner_product_param.num_output for l in anet.layer if l.name == "fc_attr"] == [2]
+    lnet = caffe_pb2.NetParameter()
+    text_format.Merge((tmp_path / "prototxt/mine/lnets/lnet_s_train_val.prototxt").read_text(), lnet)
+    assert [l.inner_product_param.num_output for l in lnet.layer if l.name == "fc_attr"] == [2]
+    assert [l.transform_param.crop_size for l in lnet.layer if l.name == "data"] == [163, 163]   # small
     solver_text = (tmp_path / "prototxt/mine/step3/Beard/solver.prototxt").read_text()
     assert solver_text.splitlines()[0] == f"# g2s gen --attributes {path} --monitor-size 100 --variant small --iter-size 4"
     solver = caffe_pb2.SolverParameter()

@@ -191,7 +191,9 @@ def test_every_committed_file_has_the_papers_settings(dataset):
     base = PROTOTXT / dataset
     files = sorted(base.rglob("*.prototxt"))
     anet = len(list((base / "anet").glob("*.prototxt")))      # the baseline's (tests/test_anet_nets.py)
-    assert len(files) == 3 + 2 * 3 * T + anet and anet == (6 if dataset == "celeba" else 0)
+    lnets = len(list((base / "lnets").glob("*.prototxt")))    # the baseline's (tests/test_lnet_nets.py)
+    assert len(files) == 3 + 2 * 3 * T + anet + lnets
+    assert anet == lnets == (6 if dataset == "celeba" else 0)
     for f in files:
         assert f.read_text().splitlines()[0] == "# g2s gen --all", f
 

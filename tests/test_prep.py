@@ -371,3 +371,33 @@ def test_min_face_auto_follows_the_dataset_face():
     assert face_size_floor("auto", (0, 0, 300, 400)) == pytest.approx(120.0)
     assert face_size_floor("auto", (0, 0, 30, 40)) == 20.0     # never below the paper's 20
     assert face_size_floor("auto", None) == 20.0
+
+
+# ------------------------------------------------------------------ attribute lists (by name)
+def test_lfwa_subset_by_attrname_by_packaged_name_and_unknown_names(tmp_path):
+    import yaml
+
+    from data_prep.lfwa import read_lfwa
+    from data_prep.prep import attribute_list, select_attributes
+    from g2s_caffe.errors import G2SError
+    from test_readers import make_lfwa_v5
+
+    truth = make_lfwa_v5(tmp_path / "lfwa", n=6)          # AttrName: Attr_0 .. Attr_39
+    index = read_lfwa(tmp_path / "lfwa")
+    packaged = attribute_list("lfwa").names
+
+    def pick(names):
+        f = tmp_path / "mine.yaml"
+        f.write_text(yaml.safe_dump({"attributes": [{"name": n, "crop": "a"} for n in names]}))
+        return select_attributes(index, attribute_list(str(f)), packaged)
+
+    # By the file's AttrName, a packaged name (column 5 is Bald), and ignoring case.
+    sub = pick(["Attr_7", "Bald", "attr_2"])
+    assert sub.attributes == ["Attr_7", "Bald", "attr_2"]
+    assert sub.sources["label_columns"] == "Attr_7=8, Bald=5, attr_2=3"
+    for r, full in zip(sub.records, index.records):
+        assert r.name == full.name and r.labels == (full.labels[7], full.labels[4], full.labels[2])
+    assert len(sub.records) == len(truth["names"])
+    with pytest.raises(G2SError, match=r"mine.yaml: attribute 'Has_Tattoo' is not one of the 40 attributes of "
+                                       r".*lfw_att_40.mat \(Attr_0, Attr_1"):
+        pick(["Attr_1", "Has_Tattoo"])

@@ -1,4 +1,5 @@
-"""CelebA text files and LFWA MATLAB v7.3 files, written here in the releases' layouts."""
+"""CelebA text files and LFWA .mat files (MATLAB v7.3 = HDF5, and MATLAB v5), written here in
+the releases' layouts."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -137,6 +138,14 @@ def _cellstr(f: h5py.File, var: str, strings: list[str]) -> None:
     ds.attrs["MATLAB_class"] = np.bytes_("cell")
 
 
+def _matlab_v73_header(path: Path) -> None:
+    """MATLAB's 128-byte text header in the file's 512-byte HDF5 user block, as `save -v7.3` writes it."""
+    text = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2018 HDF5 schema 1.00 ."
+    header = text.ljust(116, b" ") + b"\0" * 8 + b"\x00\x02IM"
+    with open(path, "r+b") as f:
+        f.write(header)
+
+
 def make_lfwa(root: Path, n: int = 6, values=(0, 1), write_images=True, skip_var=None) -> dict:
     root.mkdir(parents=True, exist_ok=True)
     people = ["Aaron_Eckhart", "Zico"]
@@ -145,16 +154,18 @@ def make_lfwa(root: Path, n: int = 6, values=(0, 1), write_images=True, skip_var
     labels = rng.choice(values, size=(n, 40))
     train = [1, 3, 5][: n // 2]
     test = [i for i in range(1, n + 1) if i not in train]
-    with h5py.File(root / "lfw_att_40.mat", "w") as f:
+    with h5py.File(root / "lfw_att_40.mat", "w", userblock_size=512) as f:
         if skip_var != "name":
             _cellstr(f, "name", names)
         f.create_dataset("label", data=labels.T.astype(np.float64))   # MATLAB n x 40 -> (40, n)
         _cellstr(f, "AttrName", NAMES)
-    with h5py.File(root / "indices_train_test.mat", "w") as f:
+    with h5py.File(root / "indices_train_test.mat", "w", userblock_size=512) as f:
         f.create_dataset("indices_img_train", data=np.array([train], dtype=np.float64))
         if skip_var != "indices_img_test":
             f.create_dataset("indices_img_test", data=np.array([test], dtype=np.float64))
         f.create_dataset("indices_identity_train", data=np.array([[1]], dtype=np.float64))
+    for mat in ("lfw_att_40.mat", "indices_train_test.mat"):
+        _matlab_v73_header(root / mat)
     if write_images:
         for nm in names:
             p = root / "lfw" / nm.replace("\\", "/")
@@ -211,8 +222,65 @@ def test_lfwa_rejects_bad_indices_values_and_missing_images(tmp_path):
     assert sum(not r.on_disk for r in read_lfwa(third, missing="report").records) == 1
 
 
-def test_lfwa_not_hdf5_says_how_to_fix(tmp_path):
+def test_lfwa_neither_hdf5_nor_matlab_v5_says_so(tmp_path):
     make_lfwa(tmp_path)
-    (tmp_path / "lfw_att_40.mat").write_bytes(b"MATLAB 5.0 MAT-file, not HDF5")
-    with pytest.raises(G2SError, match=r"lfw_att_40.mat: not a MATLAB v7.3"):
+    (tmp_path / "lfw_att_40.mat").write_bytes(b"MATLAB 5.0 MAT-file, not really one")
+    with pytest.raises(G2SError, match=r"lfw_att_40.mat: neither a MATLAB v7.3 \(HDF5\) nor a MATLAB v5/v4"):
+        read_lfwa(tmp_path)
+
+
+# ------------------------------------------------------------------ LFWA (MATLAB v5, scipy.io)
+def make_lfwa_v5(root: Path, n: int = 6, values=(0, 1), attr_names=NAMES) -> dict:
+    """The same release layout as make_lfwa, saved as MATLAB v5 by scipy.io.savemat: name an
+    N x 1 cell of backslash paths, label N x 40 double, AttrName a 1 x 40 cell, indices k x 1
+    double (1-based)."""
+    from scipy.io import savemat
+
+    truth = make_lfwa(root, n=n, values=values)          # images, and the v7.3 files overwritten below
+    cell = lambda strings, shape: np.array(strings, dtype=object).reshape(shape)
+    savemat(root / "lfw_att_40.mat", {"name": cell(truth["names"], (n, 1)),
+                                      "label": truth["labels"].astype(np.float64),
+                                      "AttrName": cell(attr_names, (1, len(attr_names)))}, format="5")
+    savemat(root / "indices_train_test.mat", {
+        "indices_img_train": np.array(truth["train"], np.float64).reshape(-1, 1),
+        "indices_img_test": np.array(truth["test"], np.float64).reshape(-1, 1),
+        "indices_identity_train": np.array([[1.0]])}, format="5")
+    return truth
+
+
+@pytest.mark.parametrize("values", [(0, 1), (-1, 1)])
+def test_lfwa_v5_and_v73_files_read_the_same(tmp_path, values):
+    v73 = make_lfwa(tmp_path / "v73", n=6, values=values)
+    truth = make_lfwa_v5(tmp_path / "v5", n=6, values=values)
+    assert (tmp_path / "v5" / "lfw_att_40.mat").read_bytes()[:10] == b"MATLAB 5.0"
+    np.testing.assert_array_equal(truth["labels"], v73["labels"])
+    a, b = read_lfwa(tmp_path / "v73"), read_lfwa(tmp_path / "v5")
+    assert b.attributes == a.attributes == NAMES
+    assert [(r.name, r.split, r.labels) for r in b.records] == [(r.name, r.split, r.labels) for r in a.records]
+    assert b.split("train")[0].name == "Aaron_Eckhart/Aaron_Eckhart_0001.jpg"
+    assert b.sources["attr_format"] == "MATLAB v5" and a.sources["attr_format"] == "MATLAB v7.3 (HDF5)"
+
+
+def test_lfwa_v5_with_40_images_is_not_transposed(tmp_path):
+    # N x 40 with N = 40: only the file's own orientation can tell rows from columns.
+    truth = make_lfwa_v5(tmp_path, n=40)
+    idx = read_lfwa(tmp_path)
+    row = {r.name: r.labels for r in idx.records}
+    for i, name in enumerate(truth["names"]):
+        assert row[name.replace("\\", "/")] == tuple(int(v > 0) for v in truth["labels"][i])
+
+
+def test_lfwa_v5_errors_name_the_variable(tmp_path):
+    from scipy.io import savemat
+
+    make_lfwa_v5(tmp_path)
+    savemat(tmp_path / "indices_train_test.mat", {"indices_img_train": np.array([[1.0], [7.0]]),
+                                                  "indices_img_test": np.array([[2.0]])}, format="5")
+    with pytest.raises(G2SError, match=r"indices_img_train holds 7; indices must be whole numbers in 1..6"):
+        read_lfwa(tmp_path)
+    savemat(tmp_path / "indices_train_test.mat", {"indices_img_train": np.array([[1.0]])}, format="5")
+    with pytest.raises(G2SError, match=r"no variable 'indices_img_test'; variables found: indices_img_train"):
+        read_lfwa(tmp_path)
+    savemat(tmp_path / "lfw_att_40.mat", {"name": np.array([[1.0, 2.0]]), "label": np.zeros((2, 40))}, format="5")
+    with pytest.raises(G2SError, match=r"name is not a cell of strings"):
         read_lfwa(tmp_path)

@@ -5,6 +5,8 @@
 #      project installed in editable mode; reinstalled only when those files change.
 #   3. Caffe from source (tools/caffe/build_caffe.py), cached per machine by key.
 #   4. Registry assets (MTCNN weights converted to .caffemodel, demo source photos).
+#   5. Debian 12's Slurm + munge for tests/test_slurm.py, unpacked into the cache, never
+#      installed (tools/slurm/fetch_slurm.py says why); a few MB, cached.
 # A second run with nothing changed takes seconds.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,5 +56,11 @@ python3 "$ROOT/tools/caffe/build_caffe.py" --variant cpu --python "$VENV/bin/pyt
 # ---- 4. registry assets -------------------------------------------------------------
 if [ -f "$ROOT/data_prep/assets.py" ]; then
   "$VENV/bin/python" -m data_prep.assets
+fi
+
+# ---- 5. Slurm kit for the tests (unpacked, not installed: no services, no /etc changes) ----
+if ! python3 "$ROOT/tools/slurm/fetch_slurm.py"; then
+  if [ "${CI:-}" = true ]; then exit 1; fi
+  log "warning: no Slurm kit; tests/test_slurm.py will be skipped (see the error above)"
 fi
 log "done in $(( $(date +%s) - t0 )) s"

@@ -9,7 +9,8 @@ Resume: the newest snapshot pair whose .solverstate and .caffemodel both parse (
 and agree on the iteration is passed as `--snapshot`; a damaged newer pair (a kill during
 Caffe's non-atomic snapshot write) is renamed *.corrupt and the one before it is used.
 SIGINT makes Caffe snapshot and stop (-sigint_effect=stop, then Solver::Solve's
-snapshot_after_train); the driver turns its own SIGTERM/SIGINT into that.  The child gets
+snapshot_after_train); the driver turns its own SIGTERM/SIGINT into that, and Caffe starts
+with SIGTERM blocked, so a SIGTERM sent to every process of a job (Slurm) cannot kill it first.  The child gets
 PR_SET_PDEATHSIG=SIGKILL, so a kill -9 of the driver never leaves an orphan training on.
 
 Divergence: a non-finite training loss stops the job at once (SIGKILL, so Caffe writes no
@@ -97,7 +98,10 @@ def check_snapshot(s: Snapshot) -> str | None:
         net = caffe_pb2.NetParameter.FromString(s.caffemodel.read_bytes())
     except Exception as e:
         return f"{s.caffemodel.name}: does not parse ({type(e).__name__})"
-    blobs = sum(len(l.blobs) for l in net.layer)
+    # A param shared by name (a siamese net) is stored by every layer that uses it; the solver
+    # keeps one history per distinct param.
+    blobs = len({(l.param[i].name if i < len(l.param) and l.param[i].name else (l.name, i))
+                 for l in net.layer for i in range(len(l.blobs))})
     if blobs != len(state.history):
         return f"{s.caffemodel.name}: {blobs} blobs, the solverstate has {len(state.history)} histories"
     return None
@@ -139,6 +143,11 @@ def max_iter_of(run: Run, job: Job) -> int:
 def _die_with_parent():   # runs in the child between fork and exec
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    # SIGTERM blocked (the mask survives exec): a batch system signals every process of a job
+    # (Slurm on preemption or requeue), and Caffe, which handles only SIGINT/SIGHUP, would die
+    # at once (glog's failure handler) without a snapshot.  The driver turns its own SIGTERM
+    # into SIGINT, on which Caffe snapshots and stops; SIGKILL still ends it.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
 
 
 class JobProcess:

@@ -72,6 +72,18 @@ def job_busy(job_dir) -> bool:
         os.close(fd)
 
 
+def usable_cores() -> int:
+    """The cores this process may use: a batch system's allocation (SLURM_CPUS_PER_TASK), else
+    the CPU affinity mask (a cgroup or taskset), not every core of the node."""
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if slurm.isdigit() and int(slurm) > 0:
+        return int(slurm)
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 class Scheduler:
     def __init__(self, run: Run, ids: list[str], cfg: SchedulerSettings, method: Method,
                  gpus: tuple[int, ...] = (), out=None, on_progress=None):
@@ -90,8 +102,9 @@ class Scheduler:
         self.running: dict[str, tuple[JobProcess, list[int]]] = {}
         self.stop_requested = False
         self.checked: set[str] = set()     # jobs looked up for reuse (reuse.py)
-        cores = os.cpu_count() or 1
-        self.threads = None if gpus else max(1, cores // max(1, cfg.jobs))
+        self.ended: set[str] = set()       # jobs that ended in this call without being done
+        self.elsewhere: set[str] = set()   # jobs another driver holds (their lock was taken)
+        self.threads = None if gpus else max(1, usable_cores() // max(1, cfg.jobs))
 
     # -------------------------------------------------------------- helpers
     def _commit(self, job) -> None:
@@ -104,10 +117,11 @@ class Scheduler:
             d = self.run.job(dep)
             if d.status == "done":
                 continue
-            if d.status == "failed" or (dep not in self.ids and d.status == "pending"):
-                return None
-            if dep not in self.ids and d.status == "running" and not job_busy(self.run.path(d.dir)):
-                return None   # marked running by a driver that died: rerun that job first
+            external = dep not in self.ids or dep in self.elsewhere     # not trained by this call
+            if d.status == "failed" or dep in self.ended or (external and d.status == "pending"):
+                return None   # ended without finishing (e.g. stopped early): not before a rerun
+            if external and not job_busy(self.run.path(d.dir)):
+                return None   # marked running by a driver that died, or let go unfinished: rerun it first
             return False
         return True
 
@@ -158,7 +172,9 @@ class Scheduler:
         # finished jobs (and, later, reused ones) count as done.
         totals = {j: max_iter_of(self.run, self.run.job(j)) for j in self.ids}
         done_iters = sum(totals[j] for j in skipped)
-        bar = tqdm(total=sum(totals.values()), initial=done_iters, unit="it",
+        bar_start, bar_n0 = time.monotonic(), done_iters
+        # disable=None: no carriage-return bar in a file (Slurm's .out); overall_line instead
+        bar = tqdm(total=sum(totals.values()), initial=done_iters, unit="it", disable=None,
                    desc=f"{self.run.run} ({len(todo)} of {len(self.ids)} jobs to run)", dynamic_ncols=True,
                    mininterval=2.0)
         last_lines = 0.0
@@ -196,6 +212,7 @@ class Scheduler:
                                       self.threads, log=self.out)
                     if not proc.try_lock():
                         todo.remove(jid)
+                        self.elsewhere.add(jid)
                         result[jid] = "running elsewhere"
                         self.out(f"[{jid}] is being trained by another g2s process; skipped here")
                         continue
@@ -207,7 +224,7 @@ class Scheduler:
                         raise
                     self._commit(job)
                     if not started:
-                        proc.unlock()
+                        proc.unlock()     # after the commit: a waiting driver then sees "done"
                         result[jid] = job.status
                         done_iters += totals[jid]
                         self.out(f"[{jid}] done (its final snapshot was already there)")
@@ -228,13 +245,15 @@ class Scheduler:
                     if rc is None:
                         continue
                     status = proc.finish(rc)
-                    proc.unlock()
                     self._commit(proc.job)
+                    proc.unlock()         # after the commit: a waiting driver then sees the status
                     del self.running[jid]
                     self.free.extend(slots)
                     result[jid] = status
                     if status == "done":
                         done_iters += totals[jid]
+                    else:
+                        self.ended.add(jid)
                     extra = f"; {proc.job.extra['error'].splitlines()[-1]}" if status == "failed" else ""
                     self.out(f"[{jid}] {status} (exit {rc}){extra}")
                 bar.n = done_iters + sum(min(p.tail.record.last_iter, totals[j])
@@ -246,6 +265,8 @@ class Scheduler:
                     last_lines = time.monotonic()
                     for proc, _ in self.running.values():
                         self.out(proc.line())
+                    if bar.disable:     # no terminal (a batch system's log): the bar as a line
+                        self.out(overall_line(self.run.run, bar.n, bar.total, bar_start, bar_n0))
                 if self.stop_requested and not self.running:
                     break
                 if self.running or todo:
@@ -261,11 +282,21 @@ class Scheduler:
                 except subprocess.TimeoutExpired:
                     proc.proc.kill()
                 proc.finish(proc.proc.wait())
-                proc.unlock()
                 self._commit(proc.job)
+                proc.unlock()
             bar.close()
             for s, h in old.items():
                 signal.signal(s, h)
         for jid in todo:
             result.setdefault(jid, "pending")
         return result
+
+
+def overall_line(run: str, n: int, total: int, t0: float, n0: int) -> str:
+    """``run: all jobs 1234/5000 it (25 %), ETA h:mm:ss`` from the rate since ``t0``."""
+    from .progress import fmt_eta
+
+    dt = time.monotonic() - t0
+    rate = (n - n0) / dt if dt > 0 and n > n0 else None
+    eta = (total - n) / rate if rate else None
+    return f"{run}: all jobs {n}/{total} it ({100 * n / max(1, total):.0f} %), ETA {fmt_eta(eta)}"

@@ -5,6 +5,9 @@
   patch_deploy                           one patch -> FC and P(attribute)
   onepass_deploy                         the region -> FC of every test patch, one pass
 
+and LNets' (``generate_lnets_tree``): OUT/<dataset>/lnets/{lnet_o,lnet_s}_{train_val,solver,deploy}
+(attribute fine-tuning of LNet_o / LNet_s, and the net giving the averaged C5 response map).
+
 The committed tree (`g2s gen --all`) has CelebA's: LFWA uses the CelebA-trained ANet (the
 paper's protocol), so only its SVMs are trained on LFWA.  The pre-training head has
 PAPER_IDENTITIES outputs; a run copy sets the number of identities its train split has.
@@ -55,5 +58,45 @@ def generate_anet_tree(attrs: AttributeList, out: Path, dataset: str, shape: hp.
     for stem in FILES:
         p = folder / f"{stem}{SUFFIX}"
         write_atomic(p, render(protos[stem], header, note))
+        written.append(p)
+    return written
+
+
+# ---------------------------------------------------------------- LNets (part 2 of the baseline)
+LNETS_FOLDER = "lnets"
+LNETS_FILES = tuple(f"{which}_{stem}" for which in ("lnet_o", "lnet_s")
+                    for stem in ("train_val", "solver", "deploy"))
+
+
+def lnets_data_root_for(dataset_root: str) -> str:
+    """Where the committed LNet nets say their LMDBs are (re-rooted by a run)."""
+    return f"{dataset_root}/{LNETS_FOLDER}"
+
+
+def generate_lnets_tree(attrs: AttributeList, out: Path, dataset: str, shape, solver, data_root: str,
+                        command: str, monitor_size: int, monitor_split: str = "val") -> list[Path]:
+    """OUT/<dataset>/lnets/{lnet_o,lnet_s}_{train_val,solver,deploy}.prototxt (lnet_nets.py)."""
+    from ..gen import SUFFIX, render
+    from . import lnet_nets
+
+    folder = Path(out) / dataset / LNETS_FOLDER
+    data = lnet_nets.LNetData(lnets_data_root_for(data_root), "train", monitor_split, solver.batch_size,
+                              solver.test_batch_size)
+    path = lambda stem: (folder / f"{stem}{SUFFIX}").as_posix()
+    protos = {}
+    for which in ("lnet_o", "lnet_s"):
+        protos[f"{which}_train_val"] = lnet_nets.finetune_net(which, attrs.names, shape, data,
+                                                              f"{dataset}_{which}_finetune")
+        protos[f"{which}_solver"] = lnet_nets.solver(path(f"{which}_train_val"),
+                                                     f"runs/{dataset}/lnets/{which}/snapshots/{which}", solver,
+                                                     monitor_size)
+        protos[f"{which}_deploy"] = lnet_nets.deploy_net(shape, name=f"{dataset}_{which}_deploy")
+    note = (f"# LNets (BVLC AlexNet's conv1..conv5 at widths {'/'.join(map(str, shape.widths))}, "
+            f"{shape.input_size}-px training input); see g2s_caffe/lnets_anet/lnets_params.py for what "
+            "the paper fixes and what we chose.\n")
+    written = []
+    for stem in LNETS_FILES:
+        p = folder / f"{stem}{SUFFIX}"
+        write_atomic(p, render(protos[stem], f"# {command}", note))
         written.append(p)
     return written

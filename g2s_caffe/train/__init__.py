@@ -5,7 +5,7 @@ prepare   the run copies of the generated nets/solvers and the run manifest
 validate  pre-flight checks (data, nets, solvers, Model A) before any job starts
 method    G2S's init weights (Model A, head surgery from B / C_i) for the shared runner
 share     G2S's job fingerprints: which trainings of Table 1's runs are the same
-cluster   the Step-2/3 jobs as a Slurm array and a Kubernetes Indexed Job
+cluster   the whole chain as one Slurm submission (or three Kubernetes Jobs)
 cli       `g2s train`
 
 The method-independent machinery (one `caffe train` process with resume and divergence

@@ -3,7 +3,8 @@
   g2s train --data data/celeba --runs runs --steps 1,2,3            the paper's chain (CPU)
   g2s train --data D --runs R --ablations all                        Table 1's seven runs
   g2s train --data D --runs R --gpus 0,1 --jobs-per-gpu 2            Steps 2/3 concurrently
-  g2s train --data D --runs R --emit slurm --out steps23.sbatch      Steps 2/3 as a Slurm array
+  g2s train --data D --runs R --emit slurm --out submit.sh          the whole chain as one Slurm
+                                                                     submission: bash submit.sh
 
 Rerun the same command after any interruption (kill -9 included): finished jobs are
 skipped, unfinished ones resume from their newest intact snapshot.  Every job's init
@@ -48,11 +49,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="YAML", help="a TrainConfig YAML (see g2s_caffe/train/config.py)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, e.g. solver.max_iter_step1=200; repeatable")
-    p.add_argument("--emit", choices=("slurm", "k8s"), help="write Steps 2/3 as a cluster job instead "
-                   "of training (needs --out)")
+    p.add_argument("--emit", choices=("slurm", "k8s"), help="instead of training, write the whole chain "
+                   "(Step 1, the Step-2/3 tasks, g2s eval) for a cluster into --out: slurm = one "
+                   "executable submit script (bash FILE), k8s = three Jobs (kubectl apply -f FILE)")
     p.add_argument("--out", metavar="FILE", help="file for --emit")
+    p.add_argument("--sbatch", action="append", default=[], metavar="OPTS",
+                   help="--emit slurm: sbatch options for every job, written with '=': "
+                        "--sbatch=\"--partition=gpu --account=lab --qos=normal --time=2-00:00:00\" "
+                        "(they override the defaults --cpus-per-task=4 and, with --gpus, --gres=gpu:N); repeatable")
+    p.add_argument("--sbatch-step1", action="append", default=[], metavar="OPTS",
+                   help="--emit slurm: sbatch options for the Step-1 job only, after --sbatch "
+                        "(e.g. --sbatch-step1=--time=7-00:00:00); repeatable")
+    p.add_argument("--stop-before-limit", type=int, default=None, metavar="SECONDS",
+                   help="--emit slurm: a task stops at a snapshot this long before its time limit and "
+                        "requeues itself; None = 300")
+    p.add_argument("--allow-local-paths", action="store_true",
+                   help="--emit slurm: accept shared paths under /tmp, /var/tmp, /dev/shm, /run or $TMPDIR "
+                        "(only for a single-node cluster, where every task runs on this machine)")
     p.add_argument("--image", default="g2s-caffe:latest", help="container image for --emit k8s")
     p.add_argument("--pvc", default="g2s-shared", help="shared PersistentVolumeClaim for --emit k8s")
+    p.add_argument("--pvc-mount", default="/shared", metavar="DIR",
+                   help="--emit k8s: where the PVC is mounted, in the pods and on this host: every "
+                        "shared path must lie under it")
+    p.add_argument("--if-busy", choices=("skip", "wait"), default="skip",
+                   help="a job another g2s process is training (its lock is held): skip it here, or "
+                        "wait for that process and then finish it if it did not (the cluster tasks wait)")
 
 
 def load_config(args) -> TrainConfig:
@@ -74,9 +95,11 @@ def load_config(args) -> TrainConfig:
     return cfg
 
 
-def resolve_attributes(arg: str | None, dataset: str, prepared: list[str]):
-    """(AttributeList, names Steps 2/3 are restricted to or None)."""
-    from ..attributes import DEFAULT_DATASETS, default_attributes, load_attributes
+def resolve_attributes(arg: str | None, dataset: str, prepared: list[str], recorded: dict | None = None):
+    """(AttributeList, names Steps 2/3 are restricted to or None).  Without a file: the list
+    the prepared manifest records (``recorded``: g2s prep --attributes, any subset or order),
+    else the packaged list of ``dataset``."""
+    from ..attributes import DEFAULT_DATASETS, default_attributes, load_attributes, parse_attributes
 
     restrict = None
     if arg and (arg.endswith((".yaml", ".yml")) or Path(arg).is_file()):
@@ -84,10 +107,14 @@ def resolve_attributes(arg: str | None, dataset: str, prepared: list[str]):
     else:
         if arg:
             restrict = [n for n in arg.split(",") if n]
-        if dataset not in DEFAULT_DATASETS:
+        if recorded:
+            attrs = parse_attributes({k: recorded[k] for k in ("dataset", "attributes") if k in recorded},
+                                     f"the prepared manifest's attribute_list (from {recorded.get('source')})")
+        elif dataset not in DEFAULT_DATASETS:
             raise G2SError(f"dataset {dataset!r} has no packaged attribute list; pass --attributes FILE "
                            "(YAML: attributes: [{name, crop}, ...] in the label order of the prepared data)")
-        attrs = default_attributes(dataset)
+        else:
+            attrs = default_attributes(dataset)
     if attrs.names != prepared:
         raise G2SError(f"{attrs.source}: attributes ({len(attrs)}: {', '.join(attrs.names[:4])}...) are not "
                        f"the prepared data's label columns ({len(prepared)}: {', '.join(prepared[:4])}...); "
@@ -112,7 +139,7 @@ def parse_gpus(text: str | None) -> tuple[int, ...]:
 
 def run(args) -> int:
     from ..layout import open_prepared
-    from ..runs import MANIFEST
+    from ..runs import MANIFEST, load_run
     from . import plan, prepare
     from ..jobs.schedule import Scheduler
     from .config import default_effective_batch
@@ -122,7 +149,8 @@ def run(args) -> int:
     cfg = load_config(args)
     data = open_prepared(Path(args.data))
     dataset = args.dataset or data.manifest.get("dataset")
-    attrs, restrict = resolve_attributes(args.attributes, dataset, data.attributes)
+    attrs, restrict = resolve_attributes(args.attributes, dataset, data.attributes,
+                                         data.manifest.get("attribute_list"))
     combos = plan.ABLATIONS if args.ablations else (plan.parse_steps(args.steps),)
     gpus = parse_gpus(args.gpus)
     if args.emit and not args.out:
@@ -152,11 +180,16 @@ def run(args) -> int:
     if weights_a.get("random_init"):
         print(f"WARNING: {prepare.RANDOM_WARNING}")
     if args.emit:
-        return _emit(args, runs, attrs, restrict, gpus)
+        return _emit(args, runs, selections, cfg, gpus)
     status = 0
     for r, ids in zip(runs, selections):
         print(f"{r.run}: {len(ids)} job(s) -> {r.root}")
         result = Scheduler(r, ids, cfg.scheduler(), G2SMethod(cfg.head_init), gpus).run_all()
+        while args.if_busy == "wait" and "running elsewhere" in result.values():
+            busy = [j for j, s in result.items() if s == "running elsewhere"]
+            print(f"{r.run}: waiting for {', '.join(busy)}: another g2s process holds its lock", flush=True)
+            _wait_unlocked(r, busy, cfg.poll_seconds)
+            result = Scheduler(load_run(r.root), ids, cfg.scheduler(), G2SMethod(cfg.head_init), gpus).run_all()
         counts = {}
         for s in result.values():
             counts[s] = counts.get(s, 0) + 1
@@ -166,33 +199,88 @@ def run(args) -> int:
     return status
 
 
-def _emit(args, runs, attrs, restrict, gpus) -> int:
-    from .cluster import emit
+def _wait_unlocked(run, ids: list[str], poll: float) -> None:
+    """Until no process holds the locks of these jobs (the holder finished, or died: then a
+    rerun of the scheduler resumes the job from its snapshot)."""
+    import time
 
-    names = restrict or attrs.names
-    for r in runs:
-        if not any(j.step in (2, 3) for j in r.jobs):
-            continue
-        base = ["g2s", "train", "--data", str(Path(args.data).resolve()), "--runs", str(Path(args.runs).resolve()),
-                "--dataset", r.dataset, "--steps", ",".join(map(str, r.steps)),
-                "--weights-a", r.weights_a["path"] or "none"]
-        if args.attributes and (args.attributes.endswith((".yaml", ".yml")) or Path(args.attributes).is_file()):
-            base += ["--attributes", str(Path(args.attributes).resolve())]
-        if args.nets:
-            base += ["--nets", str(Path(args.nets).resolve())]
-        if args.config:
-            base += ["--config", str(Path(args.config).resolve())]
-        for s in args.set:
-            base += ["--set", s]
-        if args.variant:
-            base += ["--variant", args.variant]
-        if args.head_init:
-            base += ["--head-init", args.head_init]
-        if gpus:
-            base += ["--gpus", "0"]
-        out = Path(args.out)
-        if len(runs) > 1:
-            out = out.with_name(f"{out.stem}.{r.run}{out.suffix}")
-        emit(args.emit, out, base, names, f"g2s_{r.run}", 1 if gpus else 0, image=args.image, claim=args.pvc)
-        print(f"{r.run}: {len(names)} Step-2/3 tasks -> {out}")
+    from ..jobs.schedule import job_busy
+
+    while any(job_busy(run.path(run.job(j).dir)) for j in ids):
+        time.sleep(max(poll, 1.0))
+
+
+def _emit(args, runs, selections, cfg, gpus) -> int:
+    import shlex
+
+    from . import cluster
+    from .share import planned_fingerprints
+
+    kind = args.emit
+    if kind == "k8s" and (args.sbatch or args.sbatch_step1 or args.allow_local_paths or args.stop_before_limit):
+        raise G2SError("--sbatch, --sbatch-step1, --stop-before-limit and --allow-local-paths are for --emit slurm")
+    if args.stop_before_limit is not None and args.stop_before_limit < 1:
+        raise G2SError(f"--stop-before-limit {args.stop_before_limit}: expected seconds >= 1")
+    # Fingerprints before any training: each distinct training is submitted once.
+    fps = [planned_fingerprints(r, cfg.head_init) if cfg.share_jobs else {j.id: f"{r.run}/{j.id}" for j in r.jobs}
+           for r in runs]
+    chain = cluster.plan_chain(runs, selections, fps, "g2s_" + ("ablations" if args.ablations else runs[0].run))
+    if not chain.step1 and not chain.units:
+        raise G2SError("--emit: nothing to submit (the selected jobs are none)")
+
+    r0 = runs[0]
+    runs_dir = Path(args.runs).resolve()
+    shared = {"--data": Path(r0.data), "--runs": runs_dir}
+    opts = ["--data", r0.data, "--runs", str(runs_dir), "--dataset", r0.dataset,
+            "--weights-a", r0.weights_a["path"] or "none"]
+    if r0.weights_a["path"]:
+        shared["--weights-a"] = Path(r0.weights_a["path"])
+    if args.attributes and (args.attributes.endswith((".yaml", ".yml")) or Path(args.attributes).is_file()):
+        shared["--attributes"] = Path(args.attributes).resolve()
+        opts += ["--attributes", str(shared["--attributes"])]
+    if args.nets:
+        shared["--nets"] = Path(args.nets).resolve()
+        opts += ["--nets", str(shared["--nets"])]
+    if args.config:
+        shared["--config"] = Path(args.config).resolve()
+        opts += ["--config", str(shared["--config"])]
+    for s in args.set:
+        opts += ["--set", s]
+    if args.variant:
+        opts += ["--variant", args.variant]
+    if args.head_init:
+        opts += ["--head-init", args.head_init]
+    if args.keep_snapshots:
+        opts += ["--keep-snapshots", str(args.keep_snapshots)]
+    if gpus:
+        # The run's GPU count is part of its identity (Step 1's per-GPU batch); a Step-2/3
+        # task runs one job at a time, on GPU 0 = the one GPU Slurm/Kubernetes gave it.
+        opts += ["--gpus", ",".join(str(i) for i in range(len(gpus)))]
+    eval_opts = ["eval", "--runs", str(runs_dir)] + (["--run", chain.eval_runs[0]] if len(runs) == 1 else []) \
+        + (["--gpu", "0"] if gpus else [])
+    command = shlex.join(["g2s", "train", *opts, "--emit", kind, "--out", str(args.out)])
+    if kind == "slurm":
+        g2s = cluster.g2s_command()
+        shared["the g2s environment"] = Path(sys.prefix)
+        if (r0.caffe or {}).get("prefix"):
+            shared["the Caffe build"] = Path(r0.caffe["prefix"])
+        paths = cluster.check_shared(shared, args.allow_local_paths)
+        text = cluster.slurm_script(
+            chain, [g2s, "train", *opts], [g2s, *eval_opts] if chain.eval_runs else [], paths, runs_dir,
+            len(gpus), 1 if gpus else 0, [o for x in args.sbatch for o in shlex.split(x)],
+            [o for x in args.sbatch_step1 for o in shlex.split(x)], args.allow_local_paths, command,
+            args.stop_before_limit or cluster.SIGNAL_LEAD_S)
+        how = f"bash {args.out}"
+    else:
+        cluster.check_shared(shared, False, under=args.pvc_mount)
+        text = cluster.k8s_yaml(chain, ["g2s", "train", *opts], ["g2s", *eval_opts] if chain.eval_runs else [],
+                                len(gpus), 1 if gpus else 0, args.image, args.pvc, args.pvc_mount, command)
+        how = f"kubectl apply -f {args.out}, then the kubectl lines at its top"
+    out = cluster.write_executable(Path(args.out), text, 0o755 if kind == "slurm" else 0o644)
+    print(f"wrote {out}: {len(chain.step1)} Step-1 call(s), {len(chain.units)} Step-2/3 task(s), "
+          f"{'evaluation' if chain.eval_runs else 'no evaluation'}; {chain.trainings} distinct trainings "
+          f"for {chain.entries} job entries")
+    if chain.note:
+        print(f"note: {chain.note}")
+    print(f"submit: {how}")
     return 0

@@ -153,8 +153,22 @@ def compiler_version() -> str:
         return "unknown"
 
 
+def nvcc_version(flags: dict[str, str]) -> str | None:
+    """The CUDA compiler a CUDA build uses (part of its key); None for CPU builds."""
+    if flags.get("CPU_ONLY") == "ON":
+        return None
+    root = flags.get("CUDA_TOOLKIT_ROOT_DIR")
+    nvcc = str(Path(root) / "bin" / "nvcc") if root else (shutil.which("nvcc") or "nvcc")
+    try:
+        out = subprocess.run([nvcc, "--version"], check=True, capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise BuildError(f"{nvcc} --version failed ({e}): a CUDA build needs nvcc; put the CUDA "
+                         "toolkit on PATH or pass --cmake CUDA_TOOLKIT_ROOT_DIR=DIR") from e
+    return out.strip().splitlines()[-1]
+
+
 def build_key(source_sha: dict[str, str], patches: list[Path], flags: dict[str, str],
-              abi: dict[str, str], compiler: str) -> tuple[str, dict]:
+              abi: dict[str, str], compiler: str, nvcc: str | None = None) -> tuple[str, dict]:
     """The cache key and the record it is the hash of (written next to the build)."""
     record = {
         "package": f"{PACKAGE}={VERSION}",
@@ -164,6 +178,8 @@ def build_key(source_sha: dict[str, str], patches: list[Path], flags: dict[str, 
         "python_abi": dict(sorted(abi.items())),
         "compiler": compiler,
     }
+    if nvcc is not None:          # CPU keys stay what they were
+        record["nvcc"] = nvcc
     blob = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest(), record
 
@@ -276,12 +292,12 @@ def build(cache: Path, key: str, record: dict, files: dict[str, Path], patches: 
         cmake = ["cmake", "-S", str(src), "-B", str(bld), f"-DCMAKE_INSTALL_PREFIX={final}",
                  f"-DPYTHON_EXECUTABLE={python}"]
         cmake += [f"-D{k}={v}" for k, v in sorted(flags.items())]
-        run_logged(cmake, log)
-        run_logged(["make", "-C", str(bld), f"-j{jobs}", "all"], log, progress=True)
-        env = dict(os.environ, DESTDIR=str(stage))
-        run_logged(["make", "-C", str(bld), "install"], log, env=env)
+        env = build_env(flags)
+        run_logged(cmake, log, env=env)
+        run_logged(["make", "-C", str(bld), f"-j{jobs}", "all"], log, env=env, progress=True)
+        run_logged(["make", "-C", str(bld), "install"], log, env=dict(env, DESTDIR=str(stage)))
         staged = stage / final.relative_to("/")
-        verify(staged, python, log)
+        verify(staged, python, log, flags)
         verify_engine(staged, flags)
         record = dict(record, built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                       build_seconds=round(time.time() - t0, 1), key=key,
@@ -294,21 +310,43 @@ def build(cache: Path, key: str, record: dict, files: dict[str, Path], patches: 
     return final
 
 
+def build_env(flags: dict[str, str]) -> dict[str, str]:
+    """The environment of CMake and make: FindNCCL reads NCCL_DIR from it (a CUDA root given
+    by flag holds NCCL too, as the GPU kit's does)."""
+    env = dict(os.environ)
+    root = flags.get("CUDA_TOOLKIT_ROOT_DIR")
+    if root and flags.get("USE_NCCL") == "ON":
+        env.setdefault("NCCL_DIR", root)
+    return env
+
+
+def runtime_library_path(prefix: Path, flags: dict[str, str]) -> str:
+    """LD_LIBRARY_PATH under which the staged tools run here: the prefix, and for a CUDA
+    build against a toolkit outside the system paths, that toolkit's libraries."""
+    dirs = [str(prefix / "lib")]
+    root = flags.get("CUDA_TOOLKIT_ROOT_DIR")
+    if root and flags.get("CPU_ONLY") != "ON":
+        dirs.append(str(Path(root) / "lib64"))
+    return os.pathsep.join(dirs + [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p])
+
+
 def python_dir(prefix: Path) -> Path:
     # Debian's cmake-fix-python-module-installdir patch moves pycaffe here.
     return prefix / "lib" / "python3" / "dist-packages"
 
 
-def verify(prefix: Path, python: str, log) -> None:
+def verify(prefix: Path, python: str, log, flags: dict[str, str] | None = None) -> None:
     """The staged tree runs: the tool answers, pycaffe imports (with staged libraries)."""
-    env = dict(os.environ, LD_LIBRARY_PATH=str(prefix / "lib"), PYTHONPATH=str(python_dir(prefix)),
-               GLOG_minloglevel="2")
+    flags = flags or {}
+    env = dict(os.environ, LD_LIBRARY_PATH=runtime_library_path(prefix, flags),
+               PYTHONPATH=str(python_dir(prefix)), GLOG_minloglevel="2")
     for tool in TOOLS:
         if not (prefix / "bin" / tool).is_file():
             raise BuildError(f"build did not install {tool} into {prefix / 'bin'}")
     run_logged([str(prefix / "bin" / "caffe"), "--version"], log, env=env)
-    run_logged([python, "-c", "import caffe, caffe.proto.caffe_pb2 as p; "
-                "print('pycaffe', caffe.__version__, p.NetParameter.__name__)"], log, env=env)
+    if flags.get("BUILD_python", "ON") == "ON":   # the GPU kit builds without pycaffe
+        run_logged([python, "-c", "import caffe, caffe.proto.caffe_pb2 as p; "
+                    "print('pycaffe', caffe.__version__, p.NetParameter.__name__)"], log, env=env)
 
 
 def verify_engine(prefix: Path, flags: dict[str, str]) -> None:
@@ -347,9 +385,11 @@ def link_into_venv(prefix: Path, venv: Path) -> None:
 
 
 @contextlib.contextmanager
-def locked(cache: Path):
+def locked(cache: Path, name: str = ".lock"):
+    """An exclusive lock on ``cache/name``: ".lock" guards the shared downloads and apt
+    state, ".lock-<key>" one build, so a long CUDA build does not hold up a cached CPU one."""
     cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / ".lock", "w") as f:
+    with open(cache / name, "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         yield
 
@@ -402,18 +442,19 @@ def main(argv: list[str] | None = None) -> int:
                               parse_extra(args.cmake))
         patches = read_series(PATCH_DIR)
         abi = python_abi(args.python)
-        key, record = build_key(SOURCE_FILES, patches, flags, abi, compiler_version())
+        key, record = build_key(SOURCE_FILES, patches, flags, abi, compiler_version(), nvcc_version(flags))
         prefix = args.cache / f"caffe-{key[:16]}"
         if args.print_key:
             print(json.dumps({"key": key, "prefix": str(prefix), **record}, indent=2))
             return 0
-        with locked(args.cache):
+        with locked(args.cache, f".lock-{key[:16]}"):
             if (prefix / "BUILD_INFO.json").is_file():
                 print(f"[caffe] cached build {prefix} (key {key[:16]})", flush=True)
             else:
                 mirror = args.mirror or mirror_from_system()
                 keyring = (args.apt_keyring,) if args.apt_keyring else ()  # only where asked
-                files = fetch_sources(args.cache, mirror, *keyring)
+                with locked(args.cache):
+                    files = fetch_sources(args.cache, mirror, *keyring)
                 prefix = build(args.cache, key, record, files, patches, flags, args.python, args.jobs)
             if args.venv:
                 link_into_venv(prefix, args.venv)

@@ -1,0 +1,174 @@
+"""Train the LNets+ANet baseline's ANet (Liu et al. 2015, §2.2) into RUNS/anet/, resumably.
+
+  g2s anet --data data/celeba --runs runs                       pre-train -> fine-tune -> SVMs (val)
+  g2s anet --data data/lfwa --runs runs_lfwa --anet-from runs/anet   LFWA: CelebA's ANet, SVMs on
+                                                                LFWA's train split
+  g2s eval --runs runs                                          evaluates it next to the G2S runs
+
+Stages (each recorded in RUNS/anet/manifest.json, a g2s_caffe.runs.Run of method "lnets_anet"):
+  data       the face regions (scheme c resized), labels, identity classes and same-person
+             partners as LMDBs under RUNS/anet/data/ (data.py)
+  pretrain   `caffe train` job anet/pretrain: softmax over the train split's identities + the
+             similarity loss, from random init (nets.pretrain_net)
+  finetune   `caffe train` job anet/finetune: the 40 (T) attributes on random patches, from
+             pre-training's weights (nets.finetune_net)
+  features   every patch's FC of every image of the SVM split, one pass per image (features.py)
+  svm        one LinearSVC per attribute, C chosen on a held-out part (svm.py)
+
+Rerun the same command after any interruption (kill -9 included): finished stages are kept
+(their inputs' and outputs' sha256 are checked), the data stage and the features continue
+from their last commit, Caffe jobs resume from their newest intact snapshot (the shared job
+machinery, g2s_caffe/jobs: a diverging job stops at its first non-finite loss).  CelebA's
+identities come from identity_CelebA.txt through `g2s prep`; without them pre-training is
+refused with what to get.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..config import load_yaml, merge, merge_dotted
+from ..errors import G2SError
+from .config import ANetConfig
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", metavar="DIR", required=True, help="prepared dataset (g2s prep --out DIR)")
+    p.add_argument("--runs", metavar="DIR", required=True, help="where the run directory anet/ goes")
+    p.add_argument("--dataset", help="dataset name; None = the prepared manifest's")
+    p.add_argument("--attributes", metavar="FILE", help="attributes YAML; None = the prepared manifest's list, "
+                   "else the packaged list of --dataset")
+    p.add_argument("--variant", choices=("full", "small"), help="None = config variant (full)")
+    p.add_argument("--svm-split", metavar="SPLIT",
+                   help="split the SVMs are trained on; None = val when prepared (CelebA: the paper's next "
+                        "1k identities), else train (LFWA, with --anet-from)")
+    p.add_argument("--anet-from", metavar="RUN",
+                   help="use this ANet run's fine-tuned net (e.g. CelebA's RUNS/anet) and train only the SVMs "
+                        "here (the paper's LFWA protocol); None or empty = train ANet here")
+    p.add_argument("--nets", metavar="DIR", type=Path,
+                   help="a `g2s gen` tree with anet/ nets; None = generate them into the run from --variant")
+    p.add_argument("--gpus", metavar="ID", help="GPU id for training and features (one); None = CPU")
+    p.add_argument("--keep-snapshots", type=int, metavar="K", help="None = config keep_snapshots (2)")
+    p.add_argument("--config", metavar="YAML", help="an ANetConfig YAML (see g2s_caffe/lnets_anet/config.py)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override, e.g. solver.max_iter_pretrain=200; repeatable")
+
+
+def load_config(args) -> ANetConfig:
+    cfg = ANetConfig()
+    if args.config:
+        cfg = merge(cfg, load_yaml(Path(args.config)), args.config)
+    cfg = merge_dotted(cfg, args.set)
+    flags = {"keep_snapshots": args.keep_snapshots, "variant": args.variant}
+    cfg = merge(cfg, {k: v for k, v in flags.items() if v is not None}, "command line")
+    return cfg.check()
+
+
+def monitor_split(splits: list[str], train: str) -> str:
+    """Fine-tuning's TEST-phase split: val when prepared, else test (monitoring only)."""
+    for s in ("val", "test"):
+        if s in splits and s != train:
+            return s
+    raise G2SError(f"the prepared data has no val or test split to monitor fine-tuning on (splits: {', '.join(splits)})")
+
+
+def request(args, cfg: ANetConfig):
+    from ..layout import IDENTITIES, open_prepared
+    from ..train.cli import parse_gpus, resolve_attributes
+    from . import params as hp
+    from .data import identity_classes, split_identities
+    from .prepare import Request
+
+    data = open_prepared(Path(args.data))
+    dataset = args.dataset or data.manifest.get("dataset")
+    attrs, _ = resolve_attributes(args.attributes, dataset, data.attributes, data.manifest.get("attribute_list"))
+    gpus = parse_gpus(args.gpus)
+    if len(gpus) > 1:
+        raise G2SError(f"--gpus {args.gpus}: g2s anet trains on one GPU (its two jobs run one after the other)")
+    splits = data.splits()
+    svm_split = args.svm_split or ("val" if "val" in splits else "train")
+    if svm_split not in splits:
+        raise G2SError(f"--svm-split {svm_split}: not prepared in {data.root} (splits: {', '.join(splits)})")
+    if hp.ENLARGE_SCHEME not in data.schemes:
+        raise G2SError(f"{data.root}/manifest.json: crop scheme {hp.ENLARGE_SCHEME!r} (the face box enlarged by "
+                       f"M = 0.1, ANet's input) was not prepared; rerun g2s prep with --schemes including "
+                       f"{hp.ENLARGE_SCHEME}")
+    train = "train"
+    k = 0
+    if args.anet_from is None:
+        if train not in splits:
+            raise G2SError(f"{data.root}: no train split to pre-train ANet on (splits: {', '.join(splits)})")
+        data.lmdb(train, IDENTITIES)          # a clear error (what to get, where) without identities
+        _, numbers = split_identities(data, train)
+        k = len(identity_classes(numbers)[1])
+        if k < 2:
+            raise G2SError(f"{data.lmdb(train, IDENTITIES)}: the train split holds {k} person; identity "
+                           "pre-training needs at least 2")
+        if svm_split == train:
+            print(f"WARNING: the SVMs are trained on the split ANet was trained on ({train}); the paper trains "
+                  "them on other people (CelebA: val)", file=sys.stderr)
+    return Request(dataset=dataset, data=data, attrs=attrs, runs=Path(args.runs), cfg=cfg, gpus=gpus,
+                   nets=args.nets, train_split=train, monitor_split=monitor_split(splits, train),
+                   svm_split=svm_split, identities=k, anet_from=args.anet_from)
+
+
+def check_jobs(run, req) -> None:
+    """Pre-flight: batches fit their splits, the solvers snapshot (what a rerun resumes from)."""
+    from caffe.proto import caffe_pb2
+
+    from ..jobs.protofiles import read_text_proto
+    from .prepare import phase_of
+
+    if req.gpus and (run.caffe.get("build_info") or {}).get("cmake_flags", {}).get("CPU_ONLY") == "ON":
+        raise G2SError(f"--gpus given, but the Caffe at {run.caffe.get('prefix')} is a CPU_ONLY build; leave out "
+                       "--gpus (CPU) or build Caffe with CUDA")
+    for job in run.jobs:
+        net = read_text_proto(run.path(job.train_val), caffe_pb2.NetParameter())
+        for layer in net.layer:
+            if layer.type != "Data":
+                continue
+            split = req.train_split if phase_of(layer) == "train" else req.monitor_split
+            count = req.data.count(split)
+            if layer.data_param.batch_size > count:
+                raise G2SError(f"{run.path(job.train_val)}: layer {layer.name!r} batch {layer.data_param.batch_size} "
+                               f"is larger than its split ({count} images in {split}); lower the batch "
+                               "(--set solver.batch_size=N / solver.test_batch_size=N)")
+
+
+def run(args) -> int:
+    from ..jobs.schedule import Scheduler
+    from ..runs import MANIFEST, load_run
+    from . import stages
+    from .method import FINETUNE, PRETRAIN, ANetMethod
+    from .prepare import create_or_load
+
+    cfg = load_config(args)
+    args.anet_from = Path(args.anet_from) if args.anet_from else None
+    req = request(args, cfg)
+    run_ = create_or_load(req)
+    print(f"{run_.run}: ANet ({cfg.variant}: region {cfg.shape.region_size} px, {cfg.shape.n_patches} patches of "
+          f"{cfg.shape.patch_size} px) -> {run_.root}")
+    if req.anet_from is None:
+        try:
+            check_jobs(run_, req)
+        except G2SError:
+            if all(j.started is None for j in run_.jobs) and not run_.stages:   # nothing done: let a rerun rewrite it
+                (run_.root / MANIFEST).unlink(missing_ok=True)
+            raise
+        run_ = stages.data_stage(run_, req)
+        result = Scheduler(run_, [PRETRAIN, FINETUNE], cfg.scheduler(), ANetMethod(), req.gpus).run_all()
+        if any(s != "done" for s in result.values()):
+            print(f"{run_.run}: " + ", ".join(f"{j} {s}" for j, s in result.items())
+                  + "; rerun the same command to resume", file=sys.stderr)
+            return 1
+        run_ = load_run(run_.root)             # as the scheduler left it
+    else:
+        print(f"{run_.run}: ANet from {run_.config['anet_from']['run']} (its pre-trained and fine-tuned jobs; "
+              f"SVMs on {req.dataset}'s {req.svm_split} split)")
+    run_ = stages.features_stage(run_, req)
+    run_ = stages.svm_stage(run_, req)
+    svm = run_.stages["svm"]
+    print(f"{run_.run}: SVMs on {req.svm_split} ({svm['images']} images x {svm['patches']} patches, held-out part "
+          f"by {svm['held_out_by']}); evaluate with: g2s eval --runs {req.runs}")
+    return 0
