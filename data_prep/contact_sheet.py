@@ -56,7 +56,6 @@ def write_contact_sheet(path: Path, samples, schemes: list[str]) -> Path:
     ok, buf = cv2.imencode(".png", sheet)
     if not ok:
         raise RuntimeError("PNG encoding failed")
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp")
-    tmp.write_bytes(buf.tobytes())
-    tmp.replace(path)
-    return Path(path)
+    from g2s_caffe.atomic import write_atomic
+
+    return write_atomic(Path(path), buf.tobytes())

@@ -23,6 +23,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from g2s_caffe.atomic import write_atomic
 from g2s_caffe.errors import G2SError
 from g2s_caffe.paths import assets_dir
 
@@ -45,18 +46,6 @@ def photo_path(name: str) -> Path:
     if not p.is_file():
         raise G2SError(f"{p}: photo missing; run `make setup` (it extracts the registry photos)")
     return p
-
-
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _sha256(path: Path) -> str:
@@ -92,10 +81,10 @@ def ensure_photos() -> Path:
         import cv2
         import skimage.data
         ok, buf = cv2.imencode(".png", cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
-        _atomic_bytes(out / "astronaut.png", buf.tobytes())
+        write_atomic(out / "astronaut.png", buf.tobytes())
     missing = [n for n in INSIGHTFACE_IMAGES if not (out / n).is_file()]
     if missing:
         with zipfile.ZipFile(_insightface_wheel()) as z:
             for n in missing:
-                _atomic_bytes(out / n, z.read(f"insightface/data/images/{n}"))
+                write_atomic(out / n, z.read(f"insightface/data/images/{n}"))
     return out

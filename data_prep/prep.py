@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 from g2s_caffe import layout
+from g2s_caffe.atomic import write_atomic
 from g2s_caffe.crops import CROP_SCHEMES
 from g2s_caffe.errors import G2SError
 
@@ -157,15 +158,6 @@ def _progress(total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="img", mininterval=0.5, smoothing=0.1, file=sys.stderr)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _check_params(out: Path, params: dict) -> str:
     """'done' if OUT is finished with these parameters, else 'go'; a clear error on a clash."""
     manifest = out / layout.MANIFEST
@@ -183,7 +175,7 @@ def _check_params(out: Path, params: dict) -> str:
                            "rerun with the same options to finish it, or delete the directory")
     else:
         pfile.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(pfile, json.dumps(params, indent=2, sort_keys=True).encode())
+        write_atomic(pfile, json.dumps(params, indent=2, sort_keys=True).encode(), fsync=True)
     return "go"
 
 
@@ -287,7 +279,7 @@ def write_report(out: Path, split: str, records: list[ImageRecord], cache: Detec
     w.writerows(rows)
     path = layout.report_path(out, split)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, buf.getvalue().encode())
+    write_atomic(path, buf.getvalue().encode(), fsync=True)
     return counts
 
 
@@ -335,7 +327,7 @@ def prepare(index: DatasetIndex, out: Path, *, schemes: list[str], splits: list[
     if _check_params(out, params) == "done":
         manifest = json.loads((out / layout.MANIFEST).read_text())
         if sync_identities(out, index, manifest, map_size):     # e.g. the identity file added since
-            _atomic_write(out / layout.MANIFEST, json.dumps(manifest, indent=2).encode())
+            write_atomic(out / layout.MANIFEST, json.dumps(manifest, indent=2).encode(), fsync=True)
         else:
             print(f"{out}: already prepared with these options; nothing to do")
         return manifest
@@ -387,7 +379,7 @@ def prepare(index: DatasetIndex, out: Path, *, schemes: list[str], splits: list[
         write_contact_sheet(out / "contact_sheet.png", samples, list(schemes))
         manifest["contact_sheet"] = "contact_sheet.png"
     sync_identities(out, index, manifest, map_size)
-    _atomic_write(out / layout.MANIFEST, json.dumps(manifest, indent=2).encode())
+    write_atomic(out / layout.MANIFEST, json.dumps(manifest, indent=2).encode(), fsync=True)
     written = ", ".join(f"{s} {manifest['splits'][s]['count']}" for s in splits)
     print(f"{out}: prepared ({written} images; reports in <split>/report.csv)", file=sys.stderr)
     return manifest

@@ -7,8 +7,10 @@ import tempfile
 from pathlib import Path
 
 
-def write_atomic(path: Path, data: bytes | str, fsync: bool = False) -> Path:
-    """Write ``data`` to ``path`` atomically; ``fsync`` also survives a power cut (manifests)."""
+def write_atomic(path: Path, data: bytes | str, fsync: bool = False, mode: int = 0o644) -> Path:
+    """Write ``data`` to ``path`` atomically; ``fsync`` also survives a power cut (manifests);
+    ``mode``: the file's permissions (mkstemp's own 0600 would hide results from other users
+    of a shared filesystem)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -18,6 +20,7 @@ def write_atomic(path: Path, data: bytes | str, fsync: bool = False) -> Path:
             if fsync:
                 f.flush()
                 os.fsync(f.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -36,6 +39,7 @@ def copy_atomic(src: Path, dst: Path) -> Path:
     os.close(fd)
     try:
         shutil.copyfile(src, tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, dst)
     except BaseException:
         if os.path.exists(tmp):

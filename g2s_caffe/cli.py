@@ -23,7 +23,9 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("crop-search", "g2s_caffe.crop_search", "choose each attribute's crop scheme by brief fine-tunes on the validation split"),
     ("gen", "g2s_caffe.gen", "write the nets and solvers of Steps 1-3 for an attribute list (prototxt/)"),
     ("train", "g2s_caffe.train.cli", "train Steps 1-3 with caffe train: resumable runs, ablations, GPUs, Slurm/k8s"),
-    ("anet", "g2s_caffe.lnets_anet.cli", "train the LNets+ANet baseline's ANet: identity pre-training, fine-tuning, SVMs"),
+    ("lnets", "g2s_caffe.lnets_anet.lnets_cli", "train the LNets+ANet baseline's LNets: face localization from attribute tags"),
+    ("localize", "g2s_caffe.lnets_anet.localize_cli", "localize faces with trained LNets: windows, pictures, Fig. 7 vs MTCNN"),
+    ("anet", "g2s_caffe.lnets_anet.cli", "train the LNets+ANet baseline's ANet (on prep boxes or LNets' faces), SVMs"),
     ("detect", "data_prep.detect_cli", "find faces, 5 landmarks and scores in images (MTCNN on Caffe)"),
     ("demo", "g2s_caffe.demo", "the whole pipeline on the bundled synthetic-attribute dataset (make demo)"),
 ]

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from . import published, stats
 from .errors import G2SError
-from .files import save_figure_atomic, write_atomic  # noqa: F401  (imported from here by other modules)
+from .atomic import save_figure_atomic, write_atomic  # noqa: F401  (imported from here by other modules)
 from .results import RunResult, csv_text, read_results
 from .tables import cell, error_bars, interval_text, markdown, notes_text, text_table
 
@@ -505,7 +505,7 @@ def run(args) -> int:
                plot_comparison(comp, out / f"compare_{dataset}.png")]
     if others:
         sb_titles, sb_rows = side_by_side([comp, *others])
-        md += [f"\n## Methods side by side (reproduced on the same data, and as published)\n",
+        md += ["\n## Methods side by side (reproduced on the same data, and as published)\n",
                notes_text([f"{o.run}: {o.summary}" for o in others]
                           + [f"which differences are real: g2s compare {args.results} --paired {o.run} {comp.run}"
                              for o in others], "- "), "\n", markdown(sb_titles, sb_rows)]

@@ -124,6 +124,17 @@ def load_yaml(path: Path) -> Mapping[str, Any]:
     return data
 
 
+def from_command_line(default: Any, config_file: str | None, assignments: list[str],
+                      flags: Mapping[str, Any]) -> Any:
+    """A CLI's config in its order of precedence: the defaults, then ``--config`` YAML, then
+    ``--set KEY=VALUE``, then the dedicated flags that were given (None = not given)."""
+    cfg = default
+    if config_file:
+        cfg = merge(cfg, load_yaml(Path(config_file)), config_file)
+    cfg = merge_dotted(cfg, assignments)
+    return merge(cfg, {k: v for k, v in flags.items() if v is not None}, "command line")
+
+
 def to_dict(obj: Any) -> dict:
     """JSON-friendly dict of a config (paths as strings), for manifests."""
     def conv(v):

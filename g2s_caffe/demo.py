@@ -9,8 +9,14 @@ Stages, each reused when a rerun finds it finished with the same settings:
   gen     the nets and solvers for the demo's attribute list (g2s gen --variant small)
   train   two runs: Step 1 alone, and Steps 1 -> 2 -> 3 (g2s train, random init)
   anet    the LNets+ANet baseline's ANet on the same data (g2s anet --variant small): identity
-          pre-training on the demo's 8 people, attribute fine-tuning, SVMs on the val split
-  eval    both runs and ANet on the test split (g2s eval)
+          pre-training on the demo's 8 people, attribute fine-tuning, SVMs on the val split, on
+          the face boxes of `prep` (run anet_prep_boxes)
+  lnets   the baseline's LNets (g2s lnets --variant small --weights-alexnet none): LNet_o and
+          LNet_s fine-tuned with the attribute tags only, the face threshold
+  lnets_anet  ANet again, on LNets' face windows (g2s anet --faces lnets): LNets+ANet end to end
+  localize    LNets and our MTCNN port on the test images vs the annotation boxes (g2s localize:
+          Fig. 7's curves, response-map pictures)
+  eval    both runs and both ANet runs on the test split (g2s eval)
   report  the demo's Table 1 (per attribute: Step 1 alone vs all three steps, 95 % intervals, and
           which differences are real at 5 %: exact McNemar with Holm's correction, paired
           bootstrap of the mean difference; g2s_caffe/paired.py), curves, report.md
@@ -31,6 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import params as hp
+from .atomic import write_atomic
 from .errors import G2SError
 from .results import RESULT_COLUMNS
 
@@ -38,10 +45,17 @@ ATTRIBUTES_FILE = Path(__file__).resolve().parent / "data" / "attributes" / "dem
 DATASET = "demo"
 IMAGE_SIZE = 64        # the small variant's stored crop (params.SMALL_NET)
 RUNS = ("steps_1", "steps_1_2_3")
-# The LNets+ANet baseline (g2s_caffe/lnets_anet/): its results label and run directory.  Until
-# part 2 adds the LNets, ANet reads the face boxes of `g2s prep` (MTCNN), hence the column name.
-ANET_RUN, ANET_DIR = "lnets_anet", "anet"
-ANET_COLUMN = "ANet on prep boxes (LNets: part 2)"
+# The LNets+ANet baseline (g2s_caffe/lnets_anet/): (table key, run = its results label and
+# directory, column).  ANet on the face boxes of `g2s prep` (MTCNN), and the system end to end:
+# ANet on the face windows LNets found, LNets trained with the attribute tags alone.
+BASELINES = (("anet", "anet_prep_boxes", "ANet on prep boxes"),
+             ("e2e", "lnets_anet", "LNets+ANet end to end"))
+ANET_RUN = ANET_DIR = BASELINES[0][1]
+ANET_COLUMN = BASELINES[0][2]
+E2E_RUN = E2E_DIR = BASELINES[1][1]
+E2E_COLUMN = BASELINES[1][2]
+LNETS_DIR = "lnets"
+LOCALIZATION = "localization"      # OUT/localization/: g2s localize on the test split
 STAGES = ".stages"
 
 
@@ -54,15 +68,20 @@ class Plan:
     test_interval: int
     snapshot: int
     jobs: int
-    anet_pretrain: int = 400             # ANet's identity pre-training iterations (small variant)
-    anet_finetune: int = 400             # ANet's attribute fine-tuning iterations
+    # The baseline's budget, cut to keep `make demo` <= 15 min on 2 cores (measured 2026-12-02:
+    # 400 + 400 ANet and 300 + 300 LNets iterations took the demo to 20 min).  Pre-training
+    # (2.7 it/s) costs 2.5x fine-tuning (6.7 it/s); LNets run at 2.3 it/s.
+    anet_pretrain: int = 120             # ANet's identity pre-training iterations (small variant);
+    anet_finetune: int = 300             # ANet's attribute fine-tuning iterations; both ANet runs
+    lnet_o: int = 120                    # LNet_o's fine-tuning iterations (small, random init, batch 32)
+    lnet_s: int = 120                    # LNet_s's, on LNet_o's head-shoulder windows
 
 
 # Sized for <= 15 minutes on 2 CPU cores (measured: see README); the solver policy is the
 # paper's ("inv", lr_mult 1/3/5/8), only the iteration counts shrink.
 FULL = Plan(count=None, max_iter_step1=1500, max_iter_step23=300, test_interval=100, snapshot=500, jobs=2)
 QUICK = Plan(count=300, max_iter_step1=150, max_iter_step23=30, test_interval=50, snapshot=50, jobs=2,
-             anet_pretrain=60, anet_finetune=40)
+             anet_pretrain=60, anet_finetune=40, lnet_o=40, lnet_s=30)
 
 
 # ------------------------------------------------------------------ stage bookkeeping
@@ -78,11 +97,7 @@ def _done(out: Path, stage: str, params: dict) -> bool:
 
 
 def _finish(out: Path, stage: str, params: dict, seconds: float) -> None:
-    p = _stamp(out, stage)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps({"params": params, "seconds": round(seconds, 1)}, indent=2))
-    os.replace(tmp, p)
+    write_atomic(_stamp(out, stage), json.dumps({"params": params, "seconds": round(seconds, 1)}, indent=2))
 
 
 def _stage(out: Path, name: str, params: dict, fn, log) -> None:
@@ -106,14 +121,6 @@ def _g2s(argv: list[str]) -> None:
     rc = int(args._run(args) or 0)
     if rc:
         raise G2SError(f"`g2s {' '.join(argv)}` failed (exit {rc}); rerun `g2s demo` to resume")
-
-
-def _atomic_text(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
 
 
 # ------------------------------------------------------------------ stages
@@ -162,26 +169,44 @@ def train_argv(out: Path, prepared: Path, plan: Plan, steps: str) -> list[str]:
             "--set", f"solver.snapshot={plan.snapshot}"]
 
 
-def anet_argv(out: Path, prepared: Path, plan: Plan) -> list[str]:
+def anet_argv(out: Path, prepared: Path, plan: Plan, faces: str = "prep") -> list[str]:
     return ["anet", "--data", str(prepared), "--runs", str(out / "runs"), "--dataset", DATASET,
-            "--attributes", str(ATTRIBUTES_FILE), "--variant", "small",
+            "--attributes", str(ATTRIBUTES_FILE), "--variant", "small", "--faces", faces,
             "--set", f"solver.max_iter_pretrain={plan.anet_pretrain}",
             "--set", f"solver.max_iter_finetune={plan.anet_finetune}",
             "--set", f"solver.test_interval={plan.test_interval}",
             "--set", f"solver.snapshot={plan.snapshot}"]
 
 
+def lnets_argv(out: Path, prepared: Path, plan: Plan) -> list[str]:
+    """Small LNets from random init (no AlexNet at this size), attribute tags only."""
+    return ["lnets", "--data", str(prepared), "--runs", str(out / "runs"), "--dataset", DATASET,
+            "--attributes", str(ATTRIBUTES_FILE), "--variant", "small", "--weights-alexnet", "none",
+            "--set", f"solver.max_iter_lnet_o={plan.lnet_o}", "--set", f"solver.max_iter_lnet_s={plan.lnet_s}",
+            "--set", f"solver.test_interval={plan.test_interval}", "--set", f"solver.snapshot={plan.snapshot}"]
+
+
+def localize_argv(out: Path, prepared: Path) -> list[str]:
+    return ["localize", "--lnets", str(out / "runs" / LNETS_DIR), "--data", str(prepared), "--split", "test",
+            "--out", str(out / LOCALIZATION)]
+
+
 def anet_cells(results: dict, a: str, n: int, majority: int) -> dict:
-    """The ANet column of an attribute's row (None when the results hold no ANet run)."""
-    anet = results.get(ANET_RUN)
-    if anet is None:
-        return {"anet": None, "anet_lo": None, "anet_hi": None, "anet_above_chance": None, "anet_bal": None}
-    if a not in anet.counts:
-        raise G2SError(f"run {ANET_RUN} has no result (with image counts) for attribute {a}")
-    right = anet.counts[a][1]
-    iv = anet.accuracy_interval(a)
-    return {"anet": 100.0 * right / n, "anet_lo": iv.lo, "anet_hi": iv.hi, "anet_above_chance": right > majority,
-            "anet_bal": anet.balanced.get(a)}
+    """The baseline columns of an attribute's row (None where the results hold no such run)."""
+    out = {}
+    for key, run, _ in BASELINES:
+        res = results.get(run)
+        if res is None:
+            out.update({key: None, f"{key}_lo": None, f"{key}_hi": None, f"{key}_above_chance": None,
+                        f"{key}_bal": None})
+            continue
+        if a not in res.counts:
+            raise G2SError(f"run {run} has no result (with image counts) for attribute {a}")
+        right = res.counts[a][1]
+        iv = res.accuracy_interval(a)
+        out.update({key: 100.0 * right / n, f"{key}_lo": iv.lo, f"{key}_hi": iv.hi,
+                    f"{key}_above_chance": right > majority, f"{key}_bal": res.balanced.get(a)})
+    return out
 
 
 # ------------------------------------------------------------------ the demo's Table 1
@@ -243,15 +268,16 @@ def table_markdown(rows: list[dict], paired) -> str:
     c = {"holm": "Holm", "bh": "BH"}[paired.correction]
     lines = ["| attribute | test images (positive) | chance (majority) | Step 1 alone [95 % CI] | "
              f"Steps 1+2+3 [95 % CI] | diff | p (McNemar, {c}-adjusted) | real at 5 % | balanced: Step 1 | "
-             f"balanced: Steps 1+2+3 | {ANET_COLUMN} [95 % CI] | balanced: ANet |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"balanced: Steps 1+2+3 | {ANET_COLUMN} [95 % CI] | balanced | {E2E_COLUMN} [95 % CI] | balanced |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         flag = lambda k: interval_text(r[k], Interval(r[k + "_lo"], r[k + "_hi"])) + (
             "" if r[k + "_above_chance"] else " (not above chance)")
         lines.append(f"| {r['attribute']} | {r['n']} ({r['positives']}) | {r['chance']:.2f} | {flag('step1')} | "
                      f"{flag('steps123')} | {r['diff']:+.2f} | {r['p_adjusted']:.3g} | "
-                     f"{'real' if r['real'] else 'noise'} | {r['step1_bal']:.2f} | {r['steps123_bal']:.2f} | "
-                     + (f"{flag('anet')} | {r['anet_bal']:.2f} |" if r.get("anet") is not None else "not run | |"))
+                     f"{'real' if r['real'] else 'noise'} | {r['step1_bal']:.2f} | {r['steps123_bal']:.2f} |"
+                     + "".join(f" {flag(k)} | {r[k + '_bal']:.2f} |" if r.get(k) is not None else " not run | |"
+                               for k, _, _ in BASELINES))
     m, b = paired.accuracy, paired.balanced
     pct = lambda v, iv, **k: interval_text(100 * v, iv.scaled(100), **k)
     chance = sum(r["chance"] for r in rows) / len(rows)
@@ -262,12 +288,15 @@ def table_markdown(rows: list[dict], paired) -> str:
 
 
 def anet_mean_cells(rows: list[dict]) -> str:
-    """The ANet column's mean row: the plain means over attributes (ANet is not one of the two
-    paired runs, so no bootstrap interval here; per attribute it has its Wilson interval)."""
-    if any(r.get("anet") is None for r in rows):
-        return "not run | |"
-    return (f"{sum(r['anet'] for r in rows) / len(rows):.2f} | "
-            f"{sum(r['anet_bal'] for r in rows) / len(rows):.2f} |")
+    """The baseline columns' mean row: the plain means over attributes (they are not one of the
+    two paired runs, so no bootstrap interval here; per attribute each has its Wilson interval)."""
+    cells = []
+    for k, _, _ in BASELINES:
+        if any(r.get(k) is None for r in rows):
+            cells.append("not run | |")
+        else:
+            cells.append(f"{sum(r[k] for r in rows) / len(rows):.2f} | {sum(r[k + '_bal'] for r in rows) / len(rows):.2f} |")
+    return " ".join(cells)
 
 
 def table_csv(rows: list[dict], paired) -> str:
@@ -285,9 +314,10 @@ def table_csv(rows: list[dict], paired) -> str:
                 steps123=f"{100 * m.b:.4f}", steps123_lo=f"{100 * m.b_interval.lo:.4f}",
                 steps123_hi=f"{100 * m.b_interval.hi:.4f}", diff=f"{100 * m.diff:.4f}", real=m.real,
                 step1_bal=f"{100 * paired.balanced.a:.4f}", steps123_bal=f"{100 * paired.balanced.b:.4f}")
-    if all(r.get("anet") is not None for r in rows):
-        mean.update(anet=f"{sum(r['anet'] for r in rows) / len(rows):.4f}",
-                    anet_bal=f"{sum(r['anet_bal'] for r in rows) / len(rows):.4f}")
+    for k, _, _ in BASELINES:
+        if all(r.get(k) is not None for r in rows):
+            mean.update({k: f"{sum(r[k] for r in rows) / len(rows):.4f}",
+                         f"{k}_bal": f"{sum(r[k + '_bal'] for r in rows) / len(rows):.4f}"})
     w.writerow(mean)
     return buf.getvalue()
 
@@ -298,18 +328,17 @@ def plot_table(rows: list[dict], path: Path) -> Path:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from .files import save_figure_atomic
+    from .atomic import save_figure_atomic
     from .stats import Interval
     from .tables import error_bars
 
     x = np.arange(len(rows))
     fig, ax = plt.subplots(figsize=(max(7, 0.8 * len(rows) + 2), 4.2))
     bar = dict(capsize=2, error_kw={"elinewidth": 0.8, "ecolor": "black"})
-    series = ((-0.2, "step1", "Step 1 alone"), (0.2, "steps123", "Steps 1+2+3"))
-    width = 0.4
-    if all(r.get("anet") is not None for r in rows):
-        series, width = ((-0.27, "step1", "Step 1 alone"), (0.0, "steps123", "Steps 1+2+3"),
-                         (0.27, "anet", ANET_COLUMN)), 0.27
+    keys = [("step1", "Step 1 alone"), ("steps123", "Steps 1+2+3")]
+    keys += [(k, column) for k, _, column in BASELINES if all(r.get(k) is not None for r in rows)]
+    width = 0.8 / len(keys)
+    series = [((i - (len(keys) - 1) / 2) * width, k, label) for i, (k, label) in enumerate(keys)]
     for dx, k, label in series:
         vals = [r[k] for r in rows]
         ax.bar(x + dx, vals, width, yerr=error_bars(vals, [Interval(r[k + "_lo"], r[k + "_hi"]) for r in rows]),
@@ -322,7 +351,8 @@ def plot_table(rows: list[dict], path: Path) -> Path:
     ax.set_xticks(x, [r["attribute"] for r in rows], rotation=35, ha="right")
     ax.set_ylabel("test accuracy (%)")
     low = min(min(r["chance"] for r in rows), min(r["step1_lo"] for r in rows),
-              min((r["anet_lo"] for r in rows if r.get("anet_lo") is not None), default=100))
+              min((r[k + "_lo"] for r in rows for k, _, _ in BASELINES if r.get(k + "_lo") is not None),
+                  default=100))
     ax.set_ylim(max(0, low - 10), 103)
     ax.set_title("Demo (synthetic attributes on real faces): Step 1 alone vs all three steps\n"
                  "* = difference real at 5 % (exact McNemar, Holm over the attributes)", fontsize=10)
@@ -334,7 +364,7 @@ def plot_table(rows: list[dict], path: Path) -> Path:
 def collect_curves(out: Path) -> list[Path]:
     """Each job's curves.png (written by g2s train) under OUT/curves/<run>/."""
     got = []
-    for run in (*RUNS, ANET_DIR):
+    for run in (*RUNS, ANET_DIR, LNETS_DIR, E2E_DIR):
         for png in sorted((out / "runs" / run).rglob("curves.png")):
             job = png.parent.relative_to(out / "runs" / run)
             dst = out / "curves" / run / f"{str(job).replace('/', '_')}.png"
@@ -364,6 +394,47 @@ def significance_text(rows: list[dict], paired) -> str:
             f"95 % interval reaches +-{widest:.1f} points (Wilson).  These intervals cover the choice of test "
             "images only: a rerun on another machine (other BLAS kernels, so other rounding during training) "
             "trains other nets and can move single attributes by more.\n")
+
+
+def lnets_text(out: Path) -> str:
+    """The report's LNets section, from the files the stages wrote."""
+    from .runs import load_run
+    from .tables import interval_text
+    from .stats import Interval
+
+    loc = json.loads((out / LOCALIZATION / "summary.json").read_text())
+    th = load_run(out / "runs" / LNETS_DIR).stages["threshold"]
+    faces = json.loads((out / "runs" / E2E_DIR / "eval" / "test" / "lnets_anet.json").read_text())["faces"]
+    lines = []
+    for det, sm in loc.items():
+        t = sm["tpr_at_fppi_0.1"]
+        rec = sm["recall_vs_iou_at_fppi_0.1"]
+        lines.append(f"| {det} | {interval_text(100 * t['value'], Interval(100 * t['ci95'][0], 100 * t['ci95'][1]))} | "
+                     f"{100 * rec['0.3']:.1f} | {100 * rec['0.5']:.1f} | {100 * rec['0.7']:.1f} | "
+                     f"{100 * sm['max_tpr']:.1f} |")
+    pct = lambda v: "-" if v is None else f"{v:.2f}"
+    return f"""## LNets: faces localized from attribute tags alone
+Face threshold (`runs/{LNETS_DIR}/threshold/threshold.png`, Fig. 3(b)): {th['threshold']:.4g}, from {th['faces']} face
+images (val) vs {th['backgrounds']} background images (crops away from the faces, face-free registry
+photos): balanced accuracy {100 * th['balanced_accuracy']:.1f} %, the two histograms
+{'separate' if th['separable'] else 'overlap'}.
+
+Localization on the {loc[next(iter(loc))]['images']} test images against the annotation boxes (Fig. 7; `{LOCALIZATION}/loc_eval.png`,
+`roc.csv`, `recall_vs_iou.csv`; response maps: `{LOCALIZATION}/pictures.png`):
+
+| detector | TPR at FPPI 0.1, IoU >= 0.5 [95 % CI] | recall at FPPI 0.1, IoU >= 0.3 | IoU >= 0.5 | IoU >= 0.7 | highest TPR |
+|---|---|---|---|---|---|
+{chr(10).join(lines)}
+
+Intervals: bootstrap over the test images.  LNets' detections are LNet_s's top windows after NMS;
+MTCNN was trained with face boxes and landmarks (WIDER FACE, CelebA), LNets here with 10 attribute
+tags for a few hundred iterations from random weights: the paper's LNets start from ImageNet
+(its Fig. 7(c) shows LNets without pre-training localize much worse).  End to end, LNets found no
+face (score below the threshold) in {faces['no_face']} of the {faces['images']} test images; by the rule (README) their
+attributes are predicted from the best window anyway: mean accuracy {pct(faces['mean_accuracy_no_face'])} % there,
+{pct(faces['mean_accuracy_face'])} % on the others.
+
+"""
 
 
 def anet_people(out: Path) -> str:
@@ -407,9 +478,17 @@ each independently, so every label is known exactly.  Dataset: `{data_root}` (ra
    pre-training on the train split's people ({anet_people(out)} of them: the demo's faces come from 8 real
    people) from random init, {plan.anet_pretrain} iterations; attribute fine-tuning on random patches of the
    face region, {plan.anet_finetune} iterations; one linear SVM per attribute on every patch's feature of
-   the val split.  Column "{ANET_COLUMN}": until part 2 adds the LNets, ANet reads the
-   face boxes of `prep` (MTCNN), enlarged by scheme c, not boxes found from attribute tags.
-5. `eval`: both runs and ANet on the test split (`eval_test.csv`, `runs/<run>/eval/test/`).
+   the val split.  Column "{ANET_COLUMN}": ANet reads the face boxes of `prep` (MTCNN, eye-aligned),
+   enlarged by scheme c: ANet alone, on another method's boxes.
+5. `lnets`: the baseline's LNets (`g2s lnets --variant small --weights-alexnet none`, `runs/{LNETS_DIR}/`):
+   LNet_o fine-tuned on the whole images ({plan.lnet_o} iterations), LNet_s on LNet_o's head-shoulder
+   windows ({plan.lnet_s} iterations), from random init (no ImageNet AlexNet at this size) and with the
+   attribute tags as their only supervision (no box, no landmark); then the face threshold.
+6. `lnets_anet`: ANet again (`g2s anet --faces lnets`, `runs/{E2E_DIR}/`, the same iterations), on the
+   face window LNets found in each raw image: column "{E2E_COLUMN}", the system as its authors ran it.
+7. `localize`: LNets and our MTCNN port on the test images against the annotation boxes
+   (`g2s localize`, `{LOCALIZATION}/`).
+8. `eval`: both runs and both ANet runs on the test split (`eval_test.csv`, `runs/<run>/eval/test/`).
 
 ## The demo's Table 1 (test accuracy, %, with 95 % intervals)
 {table_markdown(rows, paired)}
@@ -424,6 +503,7 @@ Picture: `table1_demo.png` (error bars: the intervals; * = real at 5 %).
 ## Which differences are real
 {significance_text(rows, paired)}
 
+{lnets_text(out)}
 ## Where the attributes are
 By construction the hat sits above the face box and the necktie below it: Steps 1 and 2 read the
 face box (crop a) and see at most the hat's brim and none of the tie; Step 3 reads each attribute's
@@ -445,7 +525,7 @@ at chance in "Step 1 alone" may therefore be one the general crop cannot see.
 
 Stage times (s, this run; reused stages keep their first time): {json.dumps(seconds)}.
 """
-    return _atomic_text(out / "report.md", text)
+    return write_atomic(out / "report.md", text)
 
 
 # ------------------------------------------------------------------ command
@@ -484,6 +564,12 @@ def run(args) -> int:
         _stage(out, f"train_{steps.replace(',', '_')}", {**base, "argv": argv}, lambda argv=argv: _g2s(argv), log)
     _stage(out, "anet", {**base, "argv": anet_argv(out, prepared, plan)}, lambda: _g2s(anet_argv(out, prepared, plan)),
            log)
+    _stage(out, "lnets", {**base, "argv": lnets_argv(out, prepared, plan)}, lambda: _g2s(lnets_argv(out, prepared, plan)),
+           log)
+    e2e = anet_argv(out, prepared, plan, faces="lnets")
+    _stage(out, "lnets_anet", {**base, "argv": e2e}, lambda: _g2s(e2e), log)
+    _stage(out, "localize", {**base, "argv": localize_argv(out, prepared)}, lambda: _g2s(localize_argv(out, prepared)),
+           log)
     eval_csv = out / "eval_test.csv"
     eval_argv = ["eval", "--runs", str(out / "runs"), "--split", "test", "--out", str(eval_csv)]
     # The results format is part of the stage: an eval_test.csv of an older format is redone.
@@ -492,12 +578,14 @@ def run(args) -> int:
     from .attributes import load_attributes
     names = load_attributes(ATTRIBUTES_FILE).names
     results = read_eval(eval_csv)
-    if ANET_RUN not in results:
-        raise G2SError(f"{eval_csv}: no results for {ANET_RUN} (the ANet run {out / 'runs' / ANET_DIR}); rerun `g2s demo`")
+    for run_name in (ANET_RUN, E2E_RUN):
+        if run_name not in results:
+            raise G2SError(f"{eval_csv}: no results for {run_name} (the ANet run {out / 'runs' / run_name}); "
+                           "rerun `g2s demo`")
     paired = demo_paired(results, eval_csv)
     rows = demo_table(results, names, paired)
-    _atomic_text(out / "table1_demo.md", table_markdown(rows, paired))
-    _atomic_text(out / "table1_demo.csv", table_csv(rows, paired))
+    write_atomic(out / "table1_demo.md", table_markdown(rows, paired))
+    write_atomic(out / "table1_demo.csv", table_csv(rows, paired))
     plot_table(rows, out / "table1_demo.png")
     curves = collect_curves(out)
     seconds = {}

@@ -38,7 +38,7 @@ import numpy as np
 
 from . import layout, metrics, stats
 from .errors import G2SError
-from .files import save_figure_atomic, write_atomic
+from .atomic import save_figure_atomic, write_atomic
 from .predictions import save_predictions
 from .results import RESULT_COLUMNS, csv_text, relative_to, result_rows
 from .tables import error_bars, interval_text
@@ -392,6 +392,13 @@ def run(args) -> int:
     print(f"g2s eval: running the nets on the {select_device(args.gpu)}")
     root = Path(args.runs)
     selected = select_runs(root, args.run)
+    from .lnets_anet.lnets_method import METHOD as LNETS   # face localization only: `g2s localize` evaluates it
+    for r in [r for r in selected if r.method == LNETS]:
+        print(f"{r.run}: an LNets run (face localization, no attribute results): skipped here; its evaluation "
+              f"(Fig. 7, vs our MTCNN port) is `g2s localize --lnets {r.root} --data {r.data} --split {args.split}`")
+    selected = [r for r in selected if r.method != LNETS]
+    if not selected:
+        raise G2SError(f"{root}: no run with attribute results to evaluate")
     out = args.out or (root.parent if (root / RUN_MANIFEST).is_file() else root) / f"eval_{args.split}.csv"
     from .lnets_anet import evaluate as anet_eval    # the LNets+ANet baseline's runs: its own evaluator
 

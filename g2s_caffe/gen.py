@@ -235,34 +235,31 @@ def run(args: argparse.Namespace) -> int:
 ANET_DATASETS = ("celeba",)
 
 
+def _baseline_tree(args, attrs, out: Path, dataset: str, data_root: str, command: str, variants,
+                   generate) -> list[Path]:
+    """One of the LNets+ANet baseline's trees for the same list (g2s_caffe/lnets_anet/gen.py):
+    the variant's nets and solver, only --solver-mode and --monitor-size taken from the options."""
+    shape, solver = variants[args.variant]
+    if args.solver_mode:
+        solver = merge(solver, {"solver_mode": args.solver_mode}, "command line")
+    monitor = args.monitor_size or hp.MONITOR_SIZE.get(dataset)
+    if monitor is None:
+        raise G2SError(f"dataset {dataset!r} has no standard {monitor_split(dataset)} size; "
+                       "pass --monitor-size N (images in its monitor split)")
+    return generate(attrs, out, dataset, shape, solver, data_root, command, monitor, monitor_split(dataset))
+
+
 def _anet_tree(args, attrs, out: Path, dataset: str, data_root: str, command: str) -> list[Path]:
-    """The LNets+ANet baseline's ANet nets for the same list (g2s_caffe/lnets_anet/gen.py)."""
     from .lnets_anet import params as anet_params
     from .lnets_anet.gen import generate_anet_tree
 
-    shape, solver = anet_params.ANET_VARIANTS[args.variant]
-    if args.solver_mode:
-        from .config import merge
-        solver = merge(solver, {"solver_mode": args.solver_mode}, "command line")
-    monitor = args.monitor_size or hp.MONITOR_SIZE.get(dataset)
-    if monitor is None:
-        raise G2SError(f"dataset {dataset!r} has no standard {monitor_split(dataset)} size; "
-                       "pass --monitor-size N (images in its monitor split)")
-    return generate_anet_tree(attrs, out, dataset, shape, solver, data_root, command, monitor,
-                              monitor_split(dataset))
+    return _baseline_tree(args, attrs, out, dataset, data_root, command, anet_params.ANET_VARIANTS,
+                          generate_anet_tree)
 
 
 def _lnets_tree(args, attrs, out: Path, dataset: str, data_root: str, command: str) -> list[Path]:
-    """The LNets+ANet baseline's LNet_o / LNet_s nets for the same list (lnets_anet/gen.py)."""
     from .lnets_anet import lnets_params
     from .lnets_anet.gen import generate_lnets_tree
 
-    shape, solver = lnets_params.LNET_VARIANTS[args.variant]
-    if args.solver_mode:
-        solver = merge(solver, {"solver_mode": args.solver_mode}, "command line")
-    monitor = args.monitor_size or hp.MONITOR_SIZE.get(dataset)
-    if monitor is None:
-        raise G2SError(f"dataset {dataset!r} has no standard {monitor_split(dataset)} size; "
-                       "pass --monitor-size N (images in its monitor split)")
-    return generate_lnets_tree(attrs, out, dataset, shape, solver, data_root, command, monitor,
-                               monitor_split(dataset))
+    return _baseline_tree(args, attrs, out, dataset, data_root, command, lnets_params.LNET_VARIANTS,
+                          generate_lnets_tree)

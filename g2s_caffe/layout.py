@@ -134,6 +134,25 @@ class PreparedDataset:
             raise G2SError(f"{p}: listed in {self.root / MANIFEST} but missing; rerun g2s prep")
         return p
 
+    def read_indexed(self, split: str, what: str, parse) -> tuple[list[str], list]:
+        """(keys, parse(datum)[1] of each) of a split's labels or identities LMDB, in key order;
+        checks each record's index and the manifest's count."""
+        import lmdb
+
+        path = self.lmdb(split, what)
+        keys, values = [], []
+        with lmdb.open(str(path), readonly=True, lock=False) as env, env.begin() as txn:
+            for i, (k, v) in enumerate(txn.cursor()):
+                index, value = parse(v)
+                if index != i:
+                    raise G2SError(f"{path}: record {i} ({k.decode()}) carries index {index}; rerun g2s prep")
+                keys.append(k.decode())
+                values.append(value)
+        if len(keys) != self.count(split):
+            raise G2SError(f"{path}: {len(keys)} entries, {self.root / MANIFEST} says {self.count(split)}; "
+                           "rerun g2s prep")
+        return keys, values
+
     def _split(self, split: str) -> dict:
         try:
             return self.manifest["splits"][split]

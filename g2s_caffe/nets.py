@@ -34,6 +34,17 @@ class DataSpec:
     test_batch: int
 
 
+@dataclass(frozen=True)
+class SplitLMDBs:
+    """Where a baseline's train_val net reads its LMDBs, "<root>/<split>/<what>_lmdb" (the
+    LNets+ANet data stages: each net names its own ``what``s)."""
+    root: str
+    train_split: str = "train"
+    monitor_split: str = "val"
+    batch: int = 64
+    test_batch: int = 64
+
+
 def lmdb_source(root: str, split: str, what: str) -> str:
     return f"{root}/{split}/{what}_lmdb"
 

@@ -173,7 +173,7 @@ def plot_paired(c: PairedComparison, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .files import save_figure_atomic
+    from .atomic import save_figure_atomic
 
     names = [x.name for x in c.attributes]
     x = np.arange(len(names))

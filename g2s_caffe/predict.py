@@ -6,6 +6,9 @@ the crop goes through the same centre crop + mean as evaluation and through the 
 net.  Prints a table (attributes x faces), and writes per image ``<stem>.json`` (per face:
 box, landmarks, attribute, probability, decision) and ``<stem>_annotated.png`` (boxes,
 landmarks, the most likely positive attributes).  An image without a face says so.
+
+With ``--run lnets_anet`` (the LNets+ANet baseline end to end, `g2s anet --faces lnets`) LNets
+find the face instead of MTCNN and ANet's SVMs answer (g2s_caffe/lnets_anet/lnets_predict.py).
 """
 from __future__ import annotations
 
@@ -145,7 +148,7 @@ def annotate(img: np.ndarray, preds: list[FacePrediction], path: Path, title: st
     for i, p in enumerate(preds):
         x1, y1, x2, y2 = p.box
         ax.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color="lime", lw=2))
-        lm = np.asarray(p.landmarks)
+        lm = np.asarray(p.landmarks, float).reshape(-1, 2)     # none from LNets+ANet
         ax.plot(lm[:, 0], lm[:, 1], "o", color="red", ms=3)
         top = sorted(((v, a) for a, v in p.probabilities.items() if v >= THRESHOLD), reverse=True)[:TOP_K]
         text = f"face {i + 1} ({p.score:.2f})\n" + ("\n".join(f"{a} {v:.2f}" for v, a in top) or "no attribute")
@@ -174,7 +177,7 @@ def write_outputs(image_path: Path, img: np.ndarray, preds: list[FacePrediction]
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="photographs (any OpenCV format)")
     p.add_argument("--runs", type=Path, required=True, help="directory of runs (or one run directory)")
-    p.add_argument("--run", default=None, help="which run; None = the only one, else steps_1_2_3")
+    p.add_argument("--run", default=None, help="which run; None = the only G2S run, else steps_1_2_3; lnets_anet = LNets+ANet end to end")
     p.add_argument("--out", type=Path, default=Path("predictions"), help="output directory")
     p.add_argument("--image-size", type=int, default=None,
                    help="size of the aligned crops; None = the run's prepared image_size")
@@ -188,9 +191,9 @@ def _pick_run(root: Path, name: str | None):
     if name is None:     # the LNets+ANet baseline's runs (method lnets_anet) are not served here
         found = [r for r in found if r.method == "g2s"] or found
     if len(found) == 1:
-        if found[0].method != "g2s":
-            raise G2SError(f"{found[0].root}: a {found[0].method} run (the LNets+ANet baseline); g2s predict "
-                           "serves G2S runs (g2s train); evaluate this one with g2s eval")
+        if found[0].method not in ("g2s", "lnets_anet"):
+            raise G2SError(f"{found[0].root}: a {found[0].method} run; g2s predict serves G2S runs (g2s train) and the "
+                           "end-to-end LNets+ANet run (g2s anet --faces lnets); `g2s localize` runs LNets alone")
         return found[0]
     names = [r.run for r in found]
     if "steps_1_2_3" in names:
@@ -215,6 +218,10 @@ def run(args) -> int:
         if not cv2.haveImageReader(str(p)):
             raise G2SError(f"{p}: not an image OpenCV can read (JPEG, PNG, BMP, TIFF, ...)")
     r = _pick_run(Path(args.runs), args.run)
+    if r.method == "lnets_anet":      # the baseline end to end: LNets find the face, ANet + SVMs answer
+        from .lnets_anet.lnets_predict import predict_run
+
+        return predict_run(args, r)
     size, schemes, quality = args.image_size, None, 95
     try:
         data = layout.open_prepared(Path(r.data))

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import G2SError
-from .files import write_atomic
+from .atomic import write_atomic
 
 ARRAYS = ("keys", "attributes", "probs", "labels")
 

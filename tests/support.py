@@ -96,3 +96,97 @@ def make_tiny_prepared(root: Path, attributes: list[str], counts: dict[str, int]
         manifest["identity_note"] = "tests/support.py: written without identities"
     (root / layout.MANIFEST).write_text(json.dumps(manifest, indent=2))
     return root
+
+
+def raw_face_image(labels, width: int, height: int, rng: np.random.Generator) -> tuple[np.ndarray, tuple]:
+    """A BGR "photo": noise background, one skin-coloured face ellipse at a random place and size,
+    attribute t drawn as a dark mark at its own spot inside the face.  Returns (image, its face box
+    x, y, w, h)."""
+    img = rng.integers(30, 120, size=(height, width, 3), dtype=np.uint8)
+    side = int(rng.integers(min(width, height) // 3, min(width, height) // 2))
+    w, h = side, int(side * 1.2)
+    x, y = int(rng.integers(0, width - w)), int(rng.integers(0, height - h))
+    cv2.ellipse(img, (x + w // 2, y + h // 2), (w // 2, h // 2), 0, 0, 360, (120, 160, 220), -1)
+    grid = int(np.ceil(np.sqrt(len(labels))))
+    for t, on in enumerate(labels):
+        if on:
+            r, c = divmod(t, grid)
+            cx, cy = x + (c + 1) * w // (grid + 1), y + (r + 1) * h // (grid + 1)
+            cv2.circle(img, (cx, cy), max(2, side // 10), (20, 40, 30), -1)
+    return img, (x, y, w, h)
+
+
+def make_raw_prepared(root: Path, attributes: list[str], counts: dict[str, int], people: int, size: int = 32,
+                      raw_size: tuple[int, int] = (96, 80), seed: int = 0, jpeg_quality: int = 95,
+                      dataset: str = "tiny") -> Path:
+    """A prepared dataset (labels, identities and scheme "c" LMDBs) whose manifest points at raw
+    images with a face-box file, as `g2s prep celeba` records them (sources.images, sources.bbox in
+    CelebA's list_bbox_celeba.txt format): what LNets and LNets+ANet read.  Returns ``root``."""
+    from g2s_caffe.crops import crop_box
+
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    images = root.parent / f"{root.name}_raw" / "img_celeba"
+    images.mkdir(parents=True, exist_ok=True)
+    box_rows = []
+    manifest = {"format": layout.FORMAT, "dataset": dataset, "attributes": list(attributes), "image_size": size,
+                "encoding": "jpeg", "jpeg_quality": jpeg_quality, "schemes": ["c"], "splits": {},
+                "tool": {"writer": "tests/support.py"}, "parameters": {"seed": seed}, "identities": True,
+                "identity_source": {"path": "tests/support.py", "sha256": "", "people": people},
+                "sources": {"images": str(images), "bbox": str(images.parent / "list_bbox_celeba.txt")}}
+    for split, n in counts.items():
+        labels = rng.integers(0, 2, size=(n, len(attributes)))
+        names = [f"{split}_{i:06d}.jpg" for i in range(n)]
+        keys = [layout.key_for(i, name) for i, name in enumerate(names)]
+        crops = []
+        for i, name in enumerate(names):
+            img, (x, y, w, h) = raw_face_image(labels[i], *raw_size, rng)
+            cv2.imwrite(str(images / name), img, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+            box_rows.append(f"{name} {x} {y} {w} {h}")
+            x0, y0, side = crop_box(x, y, w, h, "c")
+            m = np.array([[size / side, 0, -x0 * size / side], [0, size / side, -y0 * size / side]])
+            crop = cv2.warpAffine(img, m, (size, size), borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+            ok, buf = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+            assert ok
+            crops.append(buf.tobytes())
+        lm = {}
+        for what in (layout.LABELS, layout.IDENTITIES, "c"):
+            path = layout.lmdb_dir(root, split, what)
+            path.mkdir(parents=True, exist_ok=True)
+            env = lmdb.open(str(path), map_size=1 << 28)
+            with env.begin(write=True) as txn:
+                for i, key in enumerate(keys):
+                    val = (layout.label_datum(labels[i], i) if what == layout.LABELS else
+                           layout.identity_datum(person_of(split, i, people), i) if what == layout.IDENTITIES else
+                           layout.image_datum(crops[i], size, i))
+                    txn.put(key.encode(), val)
+            env.close()
+            lm[what] = {"path": str(path.relative_to(root)), "sha256": _sha_dir(path)}
+        manifest["splits"][split] = {
+            "count": n, "keys_sha256": hashlib.sha256("\n".join(keys).encode()).hexdigest(), "lmdbs": lm,
+            "states": {"detected": n, "fallback": 0, "discarded": 0, "missing": 0}, layout.IDENTITIES: min(n, people)}
+    total = sum(counts.values())
+    (images.parent / "list_bbox_celeba.txt").write_text("\n".join([str(total), "image_id x_1 y_1 width height",
+                                                                    *box_rows]) + "\n")
+    (root / layout.MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return root
+
+
+def check_finished_run(run, job_ids, stage_names) -> None:
+    """Every job of a finished run has intact final weights, a fingerprint and its curves; every
+    stage is done and each of its outputs is there with the sha256 the manifest recorded."""
+    from g2s_caffe.runs import sha256_file
+
+    for jid in job_ids:
+        job = run.job(jid)
+        assert job.status == "done", (jid, job.status)
+        assert sha256_file(run.path(job.final.path)) == job.final.sha256, jid
+        assert job.extra["fingerprint"] and (run.path(job.dir) / "curves.png").is_file(), jid
+    for name in stage_names:
+        st = run.stages[name]
+        assert st["status"] == "done", name
+        for out in st["outputs"].values():
+            p = run.path(out["path"])
+            assert p.exists(), out
+            if p.is_file():
+                assert sha256_file(p) == out["sha256"], out

@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from support import make_tiny_prepared, person_of
+from support import check_finished_run, make_tiny_prepared, person_of
 
 pytestmark = pytest.mark.caffe
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = ["Smiling", "Eyeglasses", "Bald"]
 PEOPLE = 4
+RUN = "anet_prep_boxes"      # --faces prep (the default): ANet on g2s prep's face boxes
 COUNTS = {"train": 48, "val": 32, "test": 24}
 CFG = """variant: small
 solver: {batch_size: 8, test_batch_size: 8, max_iter_pretrain: 120, max_iter_finetune: 20,
@@ -60,7 +61,7 @@ def chain(tiny):
     from g2s_caffe.runs import load_run
 
     runs = tiny / "runs"
-    snaps = runs / "anet" / "pretrain" / "snapshots"
+    snaps = runs / RUN / "pretrain" / "snapshots"
     proc = subprocess.Popen(anet_cmd(tiny, runs), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline and len(list(snaps.glob("*_iter_*.solverstate"))) < 2 and proc.poll() is None:
@@ -68,7 +69,7 @@ def chain(tiny):
     assert proc.poll() is None, "g2s anet ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    killed = load_run(runs / "anet")
+    killed = load_run(runs / RUN)
     pid = killed.job("anet/pretrain").extra["attempts"][0]["pid"]
     time.sleep(0.5)   # the Caffe child dies with the driver (PR_SET_PDEATHSIG)
     assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
@@ -81,15 +82,16 @@ def chain(tiny):
     why = [check_snapshot(s) for s in snapshots(snaps.parent, "anet_pretrain")]
     assert any(w is None for w in why), f"no pre-training snapshot is usable for a resume: {why}"
     r = g2s(*anet_cmd(tiny, runs)[3:])
-    return runs / "anet", its, r
+    return runs / RUN, its, r
 
 
 def test_resumed_run_finishes_with_a_consistent_manifest(chain):
-    from g2s_caffe.runs import load_run, sha256_file
+    from g2s_caffe.runs import load_run
 
     root, its, r = chain
     run = load_run(root)
-    assert run.method == "lnets_anet" and run.run == "anet" and run.steps == []
+    assert run.method == "lnets_anet" and run.run == RUN and run.steps == []
+    assert run.config["faces"] == "prep" and "faces" not in run.stages
     assert run.weights_a["random_init"] and run.weights_a["path"] is None
     pre, fine = run.job("anet/pretrain"), run.job("anet/finetune")
     assert pre.status == fine.status == "done"
@@ -99,17 +101,7 @@ def test_resumed_run_finishes_with_a_consistent_manifest(chain):
     assert pre.init.source == "random" and pre.init.path is None
     # fine-tuning started from pre-training's final weights, by hash
     assert fine.init.source == "anet/pretrain" and fine.init.sha256 == pre.final.sha256
-    for job in (pre, fine):
-        assert sha256_file(run.path(job.final.path)) == job.final.sha256
-        assert job.extra["fingerprint"] and (run.path(job.dir) / "curves.png").is_file()
-    for name in ("data", "features", "svm"):
-        st = run.stages[name]
-        assert st["status"] == "done", name
-        for out in st["outputs"].values():
-            p = run.path(out["path"])
-            assert p.exists(), out
-            if p.is_file():
-                assert sha256_file(p) == out["sha256"]
+    check_finished_run(run, ("anet/pretrain", "anet/finetune"), ("data", "features", "svm"))
     assert run.stages["svm"]["anet_weights_sha256"] == fine.final.sha256
     assert run.stages["features"]["inputs"]["weights"]["sha256"] == fine.final.sha256
     assert run.stages["svm"]["inputs"]["features"] == run.stages["features"]["outputs"]["features"]
@@ -172,11 +164,11 @@ def test_eval_writes_the_same_outputs_as_g2s_and_compare_reads_them(chain, tmp_p
     root, _, _ = chain
     out = tmp_path / "eval_test.csv"
     r = g2s("eval", "--runs", str(root.parent), "--split", "test", "--out", str(out), "--resamples", "200")
-    assert "anet: test 24 images, 3 attributes: mean accuracy" in r.stdout
+    assert f"{RUN}: test 24 images, 3 attributes: mean accuracy" in r.stdout
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
     assert [x["attribute"] for x in rows] == NAMES
-    assert {x["run"] for x in rows} == {"lnets_anet"} and {x["method"] for x in rows} == {"lnets_anet"}
+    assert {x["run"] for x in rows} == {RUN} and {x["method"] for x in rows} == {"lnets_anet"}
     assert {x["scheme"] for x in rows} == {"c"} and all(int(x["n"]) == COUNTS["test"] for x in rows)
     ev = root / "eval" / "test"
     for f in ("probs.npz", "probs.csv", "metrics.csv", "summary.json", "accuracy.png", "lnets_anet.json"):
@@ -188,7 +180,8 @@ def test_eval_writes_the_same_outputs_as_g2s_and_compare_reads_them(chain, tmp_p
         assert int(row["tp"]) + int(row["tn"]) == right
     extra = json.loads((ev / "lnets_anet.json").read_text())
     assert extra["anet"]["sha256"] and "not a calibrated probability" in extra["probability"]
-    c = g2s("compare", str(out), "--dataset", "celeba", "--run", "lnets_anet", "--out", str(tmp_path / "cmp"),
+    assert extra["faces"]["source"] == "prep"
+    c = g2s("compare", str(out), "--dataset", "celeba", "--run", RUN, "--out", str(tmp_path / "cmp"),
             "--resamples", "200")
     assert all(n in c.stdout for n in NAMES) and (tmp_path / "cmp" / "compare_celeba.csv").is_file()
 
@@ -200,7 +193,7 @@ def test_without_identities_anet_says_what_to_get(tmp_path):
     r = g2s(*anet_cmd(tmp_path, tmp_path / "runs")[3:], check=False)
     assert r.returncode == 2
     assert "identity_CelebA.txt" in r.stderr and "Anno" in r.stderr and "g2s prep" in r.stderr
-    assert not (tmp_path / "runs" / "anet" / "manifest.json").exists()
+    assert not (tmp_path / "runs" / RUN / "manifest.json").exists()
 
 
 def test_data_stage_and_features_resume_after_an_interruption(chain, tiny, tmp_path, monkeypatch):
@@ -275,16 +268,16 @@ def test_lfwa_protocol_reuses_an_anet_run_and_trains_only_the_svms(chain, tmp_pa
            str(tmp_path / "attrs.yaml"), "--config", str(tmp_path / "cfg.yaml"), "--anet-from", str(root)]
     r = g2s(*cmd)
     assert "ANet from" in r.stdout and "SVMs on train" in r.stdout
-    run = load_run(tmp_path / "runs" / "anet")
+    run = load_run(tmp_path / "runs" / RUN)
     other = load_run(root)
     for jid in ("anet/pretrain", "anet/finetune"):
         assert run.job(jid).final.sha256 == other.job(jid).final.sha256
         assert run.job(jid).extra["shared_from"].endswith(jid)
-    assert not (tmp_path / "runs" / "anet" / "data").exists() and "data" not in run.stages
+    assert not (tmp_path / "runs" / RUN / "data").exists() and "data" not in run.stages
     assert run.stages["svm"]["split"] == "train" and run.stages["svm"]["held_out_by"] == "identity"
     assert run.stages["svm"]["anet_weights_sha256"] == other.job("anet/finetune").final.sha256
     ev = g2s("eval", "--runs", str(tmp_path / "runs"), "--split", "test", "--resamples", "100")
-    assert "anet: test 12 images" in ev.stdout
+    assert f"{RUN}: test 12 images" in ev.stdout
     # another variant than the source run's is refused before anything is written
     bad = g2s(*cmd[:4], str(tmp_path / "runs2"), *cmd[5:], "--variant", "full", check=False)
     assert bad.returncode == 2 and "--variant" in bad.stderr

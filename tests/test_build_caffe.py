@@ -151,13 +151,15 @@ def test_sha_mismatch_is_an_error(bc, tmp_path, monkeypatch):
     def fake_run(cmd, cwd=None, capture_output=None, text=None):
         class R:
             returncode = 0
-            stderr = ""
+            stdout = stderr = ""
         if "source" in cmd:
             for name in bc.SOURCE_FILES:
                 (Path(cwd) / name).write_bytes(b"tampered")
         return R()
 
-    monkeypatch.setattr(bc.subprocess, "run", fake_run)
+    import debian_apt   # tools/debian_apt.py, which build_caffe.py runs apt through
+
+    monkeypatch.setattr(debian_apt.subprocess, "run", fake_run)
     with pytest.raises(bc.BuildError, match="does not match the pinned"):
         bc.fetch_sources(tmp_path, "http://deb.debian.org/debian")
 

@@ -54,8 +54,8 @@ def test_quick_demo_writes_every_output(quick):
         assert (out / "runs" / run / "manifest.json").is_file()
     curves = sorted((out / "curves").rglob("*.png"))
     # Step 1 is trained once: the three-step run reuses the Step-1-alone run's (train/share.py);
-    # ANet's two jobs (pre-training, fine-tuning) add two.
-    assert len(curves) == 1 + 2 * len(NAMES) + 2, [c.name for c in curves]
+    # each ANet run's two jobs (pre-training, fine-tuning) add two, LNet_o and LNet_s two more.
+    assert len(curves) == 1 + 2 * len(NAMES) + 2 + 2 + 2, [c.name for c in curves]
     from g2s_caffe.runs import load_run
     step1 = load_run(out / "runs" / "steps_1_2_3").job("step1")
     assert step1.extra["shared_from"] == "steps_1/step1"
@@ -68,7 +68,17 @@ def test_quick_demo_writes_every_output(quick):
     # The LNets+ANet baseline's column, from its own run (g2s anet) on the same prepared data.
     anet = load_run(out / "runs" / demo.ANET_DIR)
     assert anet.method == "lnets_anet" and anet.complete and anet.stages["svm"]["status"] == "done"
-    assert demo.ANET_COLUMN in report and demo.ANET_COLUMN in (out / "table1_demo.md").read_text()
+    assert anet.run == "anet_prep_boxes" and "faces" not in anet.stages
+    # ... and end to end: LNets (random init, attribute tags only) find the faces ANet reads.
+    e2e, lnets = load_run(out / "runs" / demo.E2E_DIR), load_run(out / "runs" / demo.LNETS_DIR)
+    assert e2e.run == "lnets_anet" and e2e.complete and e2e.stages["faces"]["status"] == "done"
+    assert lnets.method == "lnets" and lnets.weights_a["random_init"] and lnets.complete
+    assert e2e.config["lnets"] == str(lnets.root.resolve())
+    for column in (demo.ANET_COLUMN, demo.E2E_COLUMN):
+        assert column in report and column in (out / "table1_demo.md").read_text()
+    assert "## LNets: faces localized from attribute tags alone" in report
+    for f in ("loc_eval.png", "roc.csv", "recall_vs_iou.csv", "summary.json", "localizations.csv", "pictures.png"):
+        assert (out / demo.LOCALIZATION / f).stat().st_size > 0, f
     assert seconds < 400, seconds
 
 
@@ -77,7 +87,7 @@ def test_table_follows_from_the_eval_results(quick):
     out, _, _ = quick
     with open(out / "eval_test.csv", newline="") as f:
         ev = {(row["run"], row["attribute"]): row for row in csv.DictReader(f)}
-    assert {r for r, _ in ev} == set(demo.RUNS) | {demo.ANET_RUN}
+    assert {r for r, _ in ev} == set(demo.RUNS) | {demo.ANET_RUN, demo.E2E_RUN}
     with open(out / "table1_demo.csv", newline="") as f:
         table = list(csv.DictReader(f))
     assert [t["attribute"] for t in table] == NAMES + ["mean"]
@@ -88,8 +98,9 @@ def test_table_follows_from_the_eval_results(quick):
         assert float(t["steps123"]) == pytest.approx(float(e3["accuracy"]), abs=0.01)
         assert float(t["step1_lo"]) == pytest.approx(float(e1["accuracy_lo"]), abs=0.01)
         assert float(t["steps123_hi"]) == pytest.approx(float(e3["accuracy_hi"]), abs=0.01)
-        ea = ev[(demo.ANET_RUN, t["attribute"])]
-        assert float(t["anet"]) == pytest.approx(float(ea["accuracy"]), abs=0.01) and ea["method"] == "lnets_anet"
+        for key, run, _ in demo.BASELINES:
+            ea = ev[(run, t["attribute"])]
+            assert float(t[key]) == pytest.approx(float(ea["accuracy"]), abs=0.01) and ea["method"] == "lnets_anet"
         pos = int(e3["positives"])
         assert float(t["chance"]) == pytest.approx(100 * max(pos, n - pos) / n, abs=1e-3)
         assert t["real"] == str(float(t["p_adjusted"]) < 0.05)
@@ -106,7 +117,7 @@ def test_rerun_reuses_finished_stages(quick):
     t0 = time.time()
     r = _g2s("demo", "--quick", "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
-    for stage in ("prep", "gen", "train_1", "train_1_2_3", "anet", "eval"):
+    for stage in ("prep", "gen", "train_1", "train_1_2_3", "anet", "lnets", "lnets_anet", "localize", "eval"):
         assert f"[demo] {stage}: finished before, reused" in r.stdout, stage
     assert (out / "runs" / "steps_1_2_3" / "manifest.json").read_bytes() == before
     assert time.time() - t0 < 60

@@ -264,6 +264,25 @@ def test_compose_dataset_and_gpus_settings():
     assert svc["train"]["environment"]["G2S_GPUS"] == "2,3"
 
 
+def test_compose_runs_the_baseline_end_to_end():
+    """LNets -> ANet on their windows, and the localization evaluation, each a GPU service;
+    LFWA reads CelebA's LNets (G2S_LNETS)."""
+    svc = compose_config()["services"]
+    assert svc["lnets"]["depends_on"]["prep"]["condition"] == "service_completed_successfully"
+    for name in ("lnets-anet", "localize"):
+        assert svc[name]["depends_on"]["lnets"]["condition"] == "service_completed_successfully"
+    for name in ("lnets", "lnets-anet", "localize"):
+        assert svc[name]["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    cmd = svc["lnets"]["command"]
+    assert cmd[cmd.index("--weights-alexnet") + 1] == "/opt/g2s/weights/bvlc_alexnet.caffemodel"
+    cmd = svc["lnets-anet"]["command"]
+    assert cmd[:1] == ["anet"] and cmd[cmd.index("--faces") + 1] == "lnets"
+    assert cmd[cmd.index("--lnets") + 1] == "/opt/g2s/runs/celeba/lnets"
+    assert svc["localize"]["command"][svc["localize"]["command"].index("--lnets") + 1] == "/opt/g2s/runs/celeba/lnets"
+    lfwa = compose_config(DATASET="lfwa", G2S_LNETS="/opt/g2s/runs/celeba/lnets")["services"]["lnets-anet"]["command"]
+    assert lfwa[lfwa.index("--lnets") + 1] == "/opt/g2s/runs/celeba/lnets" and "/opt/g2s/work/lfwa" in lfwa
+
+
 def test_entrypoint_maps_gpus_to_container_ids(tmp_path):
     fake = tmp_path / "g2s"
     fake.write_text('#!/bin/sh\necho "$@"\n')

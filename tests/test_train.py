@@ -12,7 +12,6 @@ iteration, with the lr policy's value for that iteration, from the snapshot's we
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -227,8 +226,6 @@ def _err(tiny, capsys, *extra, data=None):
 
 def test_bad_input_fails_before_any_job(tiny, tmp_path, capsys):
     import shutil
-
-    from g2s_caffe.cli import main
 
     assert "VGG_FACE.caffemodel" in _err(tiny, capsys, "--weights-a", str(tmp_path / "nope.caffemodel"))
     assert "larger than the 32x32" in _err(tiny, capsys, "--nets", str(_nets(tiny, tmp_path, 40)))

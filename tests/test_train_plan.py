@@ -207,3 +207,16 @@ def test_shared_paths_must_be_absolute_and_not_node_local(tmp_path, monkeypatch)
     monkeypatch.setenv("TMPDIR", str(ROOT_DIR))
     with pytest.raises(G2SError, match="local to each machine"):
         cluster.check_shared({"--x": ROOT_DIR / "tests"}, allow_local=False)
+
+
+def test_overall_eta_leaves_out_iterations_not_trained_here():
+    """A reused Step 1 counts as done in the total but not in the rate: 100 iterations trained
+    in 10 s with 400 to go is 40 s, whatever was reused."""
+    import time
+
+    from g2s_caffe.jobs.schedule import overall_line
+
+    line = overall_line("r", 600, 1000, time.monotonic() - 10, 500)
+    assert line.startswith("r: all jobs 600/1000 it (60 %), ETA 0:00:")
+    assert 38 <= int(line.rsplit(":", 1)[1]) <= 40, line
+    assert overall_line("r", 500, 1000, time.monotonic() - 10, 500).endswith("ETA --:--")

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 
+from ..atomic import write_atomic
 from .progress import LogRecord, parse_log
 
 
@@ -21,12 +21,6 @@ def rows(rec: LogRecord) -> list[tuple[str, int, str, float]]:
             for name, value in sorted(table[it].items()):
                 out.append((phase, it, name, value))
     return out
-
-
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def write_curves(log: Path, out_dir: Path, title: str) -> tuple[Path, Path]:
@@ -40,7 +34,7 @@ def write_curves(log: Path, out_dir: Path, title: str) -> tuple[Path, Path]:
     w.writerow(["phase", "iteration", "name", "value"])
     w.writerows(rows(rec))
     csv_path, png_path = Path(out_dir) / "curves.csv", Path(out_dir) / "curves.png"
-    _atomic_bytes(csv_path, buf.getvalue().encode())
+    write_atomic(csv_path, buf.getvalue().encode())
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for ax, key, label in ((axes[0], "loss", "training loss (smoothed)"), (axes[1], "lr", "learning rate")):
@@ -61,5 +55,5 @@ def write_curves(log: Path, out_dir: Path, title: str) -> tuple[Path, Path]:
     png = io.BytesIO()
     fig.savefig(png, format="png", dpi=90)
     plt.close(fig)
-    _atomic_bytes(png_path, png.getvalue())
+    write_atomic(png_path, png.getvalue())
     return csv_path, png_path

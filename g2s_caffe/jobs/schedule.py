@@ -172,6 +172,7 @@ class Scheduler:
         # finished jobs (and, later, reused ones) count as done.
         totals = {j: max_iter_of(self.run, self.run.job(j)) for j in self.ids}
         done_iters = sum(totals[j] for j in skipped)
+        # bar_n0: iterations counted as done without training them here (the ETA's rate leaves them out)
         bar_start, bar_n0 = time.monotonic(), done_iters
         # disable=None: no carriage-return bar in a file (Slurm's .out); overall_line instead
         bar = tqdm(total=sum(totals.values()), initial=done_iters, unit="it", disable=None,
@@ -202,6 +203,7 @@ class Scheduler:
                             todo.remove(jid)
                             result[jid] = "done"
                             done_iters += totals[jid]
+                            bar_n0 += totals[jid]       # not trained here: not in the rate
                             continue
                     job = self.run.job(jid)
                     slots = self._take_slots(job)
@@ -227,6 +229,7 @@ class Scheduler:
                         proc.unlock()     # after the commit: a waiting driver then sees "done"
                         result[jid] = job.status
                         done_iters += totals[jid]
+                        bar_n0 += totals[jid]
                         self.out(f"[{jid}] done (its final snapshot was already there)")
                         continue
                     for i in slots:
@@ -293,7 +296,9 @@ class Scheduler:
 
 
 def overall_line(run: str, n: int, total: int, t0: float, n0: int) -> str:
-    """``run: all jobs 1234/5000 it (25 %), ETA h:mm:ss`` from the rate since ``t0``."""
+    """``run: all jobs 1234/5000 it (25 %), ETA h:mm:ss`` from the rate since ``t0`` of the
+    iterations trained since then (``n0``: those counted as done without training: finished
+    before, reused from a sibling run)."""
     from .progress import fmt_eta
 
     dt = time.monotonic() - t0

@@ -1,13 +1,25 @@
-"""Train the LNets+ANet baseline's ANet (Liu et al. 2015, §2.2) into RUNS/anet/, resumably.
+"""Train the LNets+ANet baseline's ANet (Liu et al. 2015, §2.2), resumably, on one of two
+kinds of face region (faces.py):
+
+  --faces prep   (default) `g2s prep`'s face boxes (MTCNN, eye-aligned, scheme c): run
+                 RUNS/anet_prep_boxes/ (part 1: ANet alone, on another method's boxes)
+  --faces lnets  LNets' face windows (g2s lnets, no box or landmark in training): run
+                 RUNS/lnets_anet/ (LNets+ANet end to end, as its authors ran it)
 
   g2s anet --data data/celeba --runs runs                       pre-train -> fine-tune -> SVMs (val)
-  g2s anet --data data/lfwa --runs runs_lfwa --anet-from runs/anet   LFWA: CelebA's ANet, SVMs on
+  g2s lnets --data data/celeba --runs runs                      LNets first (g2s_caffe/lnets_anet/lnets_cli.py),
+  g2s anet --data data/celeba --runs runs --faces lnets         then the same on LNets' windows
+  g2s anet --data data/lfwa --runs runs_lfwa --anet-from runs/anet_prep_boxes
+                                                                LFWA: CelebA's ANet, SVMs on
                                                                 LFWA's train split
-  g2s eval --runs runs                                          evaluates it next to the G2S runs
+  g2s eval --runs runs                                          evaluates them next to the G2S runs
+  g2s predict photo.jpg --runs runs --run lnets_anet            new photos, end to end
 
-Stages (each recorded in RUNS/anet/manifest.json, a g2s_caffe.runs.Run of method "lnets_anet"):
+Stages (each recorded in RUNS/<run>/manifest.json, a g2s_caffe.runs.Run of method "lnets_anet"):
+  faces      (--faces lnets) LNets' face window of every image ANet trains or fits SVMs on:
+             the best window of LNet_s (faces.py), RUNS/<run>/faces/<split>.csv
   data       the face regions (scheme c resized), labels, identity classes and same-person
-             partners as LMDBs under RUNS/anet/data/ (data.py)
+             partners as LMDBs under RUNS/<run>/data/ (data.py)
   pretrain   `caffe train` job anet/pretrain: softmax over the train split's identities + the
              similarity loss, from random init (nets.pretrain_net)
   finetune   `caffe train` job anet/finetune: the 40 (T) attributes on random patches, from
@@ -28,7 +40,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..config import load_yaml, merge, merge_dotted
+from ..config import from_command_line
 from ..errors import G2SError
 from .config import ANetConfig
 
@@ -46,6 +58,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--anet-from", metavar="RUN",
                    help="use this ANet run's fine-tuned net (e.g. CelebA's RUNS/anet) and train only the SVMs "
                         "here (the paper's LFWA protocol); None or empty = train ANet here")
+    p.add_argument("--faces", choices=("prep", "lnets"), default="prep",
+                   help="face regions: prep = g2s prep's boxes (run anet_prep_boxes); lnets = LNets' windows "
+                        "(run lnets_anet, end to end)")
+    p.add_argument("--lnets", metavar="RUN", type=Path,
+                   help="with --faces lnets: the LNets run (g2s lnets); None = RUNS/lnets")
+    p.add_argument("--images", metavar="DIR", type=Path,
+                   help="with --faces lnets: the raw image folder; None = the prepared manifest's sources.images")
     p.add_argument("--nets", metavar="DIR", type=Path,
                    help="a `g2s gen` tree with anet/ nets; None = generate them into the run from --variant")
     p.add_argument("--gpus", metavar="ID", help="GPU id for training and features (one); None = CPU")
@@ -56,13 +75,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def load_config(args) -> ANetConfig:
-    cfg = ANetConfig()
-    if args.config:
-        cfg = merge(cfg, load_yaml(Path(args.config)), args.config)
-    cfg = merge_dotted(cfg, args.set)
-    flags = {"keep_snapshots": args.keep_snapshots, "variant": args.variant}
-    cfg = merge(cfg, {k: v for k, v in flags.items() if v is not None}, "command line")
-    return cfg.check()
+    return from_command_line(ANetConfig(), args.config, args.set,
+                             {"keep_snapshots": args.keep_snapshots, "variant": args.variant}).check()
 
 
 def monitor_split(splits: list[str], train: str) -> str:
@@ -108,9 +122,18 @@ def request(args, cfg: ANetConfig):
         if svm_split == train:
             print(f"WARNING: the SVMs are trained on the split ANet was trained on ({train}); the paper trains "
                   "them on other people (CelebA: val)", file=sys.stderr)
+    lnets = None
+    if args.faces == "lnets":
+        from .faces import lnets_run
+
+        lnets = Path(args.lnets or Path(args.runs) / "lnets")
+        lnets_run(lnets)                       # a clear error before anything is written
+    elif args.lnets or args.images:
+        raise G2SError("--lnets and --images go with --faces lnets")
     return Request(dataset=dataset, data=data, attrs=attrs, runs=Path(args.runs), cfg=cfg, gpus=gpus,
                    nets=args.nets, train_split=train, monitor_split=monitor_split(splits, train),
-                   svm_split=svm_split, identities=k, anet_from=args.anet_from)
+                   svm_split=svm_split, identities=k, anet_from=args.anet_from, faces=args.faces, lnets=lnets,
+                   images=args.images)
 
 
 def check_jobs(run, req) -> None:
@@ -118,7 +141,7 @@ def check_jobs(run, req) -> None:
     from caffe.proto import caffe_pb2
 
     from ..jobs.protofiles import read_text_proto
-    from .prepare import phase_of
+    from ..jobs.runcopy import phase_of
 
     if req.gpus and (run.caffe.get("build_info") or {}).get("cmake_flags", {}).get("CPU_ONLY") == "ON":
         raise G2SError(f"--gpus given, but the Caffe at {run.caffe.get('prefix')} is a CPU_ONLY build; leave out "
@@ -147,8 +170,9 @@ def run(args) -> int:
     args.anet_from = Path(args.anet_from) if args.anet_from else None
     req = request(args, cfg)
     run_ = create_or_load(req)
+    where = "LNets' face windows" if req.faces == "lnets" else "g2s prep's face boxes"
     print(f"{run_.run}: ANet ({cfg.variant}: region {cfg.shape.region_size} px, {cfg.shape.n_patches} patches of "
-          f"{cfg.shape.patch_size} px) -> {run_.root}")
+          f"{cfg.shape.patch_size} px) on {where} -> {run_.root}")
     if req.anet_from is None:
         try:
             check_jobs(run_, req)
@@ -156,6 +180,10 @@ def run(args) -> int:
             if all(j.started is None for j in run_.jobs) and not run_.stages:   # nothing done: let a rerun rewrite it
                 (run_.root / MANIFEST).unlink(missing_ok=True)
             raise
+    if req.faces == "lnets":
+        needed = [req.svm_split] if req.anet_from else [req.train_split, req.monitor_split, req.svm_split]
+        run_ = stages.faces_stage(run_, req, needed)
+    if req.anet_from is None:
         run_ = stages.data_stage(run_, req)
         result = Scheduler(run_, [PRETRAIN, FINETUNE], cfg.scheduler(), ANetMethod(), req.gpus).run_all()
         if any(s != "done" for s in result.values()):

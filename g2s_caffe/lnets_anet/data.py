@@ -36,7 +36,7 @@ import numpy as np
 
 from .. import layout
 from ..errors import G2SError
-from ..files import write_atomic
+from ..atomic import write_atomic
 from . import nets as anet_nets
 from . import params as hp
 
@@ -70,20 +70,7 @@ def region_jpeg(raw: bytes, size: int, quality: int, where: str) -> bytes:
 # ------------------------------------------------------------------ identities
 def split_identities(data: layout.PreparedDataset, split: str) -> tuple[list[str], np.ndarray]:
     """(keys, identity numbers) of a prepared split, in key order."""
-    import lmdb
-
-    path = data.lmdb(split, layout.IDENTITIES)
-    keys, numbers = [], []
-    with lmdb.open(str(path), readonly=True, lock=False) as env, env.begin() as txn:
-        for i, (k, v) in enumerate(txn.cursor()):
-            index, number = layout.parse_identity_datum(v)
-            if index != i:
-                raise G2SError(f"{path}: record {i} ({k.decode()}) carries index {index}; rerun g2s prep")
-            keys.append(k.decode())
-            numbers.append(number)
-    if len(keys) != data.count(split):
-        raise G2SError(f"{path}: {len(keys)} entries, {data.root / layout.MANIFEST} says {data.count(split)}; "
-                       "rerun g2s prep")
+    keys, numbers = data.read_indexed(split, layout.IDENTITIES, layout.parse_identity_datum)
     return keys, np.asarray(numbers, np.int64)
 
 
@@ -153,12 +140,17 @@ def _bar(total: int, initial: int, desc: str, show: bool):
 
 
 def _build_split(root: Path, data: layout.PreparedDataset, split: str, whats: tuple[str, ...],
-                 region_size: int, show: bool) -> dict:
-    """Write the split's LMDBs (resumably); returns what the stage entry says about them."""
+                 region_size: int, show: bool, regions=None) -> dict:
+    """Write the split's LMDBs (resumably); returns what the stage entry says about them.
+    ``regions(keys, scheme-c JPEGs) -> region JPEGs`` (faces.py: the prepared crops, or LNets'
+    face windows); None = the prepared crops (faces.PrepRegions)."""
     from data_prep.lmdb_build import ResumableLmdb
 
     n = data.count(split)
     quality = int(data.manifest.get("jpeg_quality", 95))
+    if regions is None:
+        from .faces import PrepRegions
+        regions = PrepRegions(region_size, quality)
     info: dict = {"images": n}
     classes = partner = None
     if anet_nets.IDENTITY in whats:
@@ -192,7 +184,7 @@ def _build_split(root: Path, data: layout.PreparedDataset, split: str, whats: tu
                     if anet_nets.REGION in pending and i >= nxt[anet_nets.REGION]:
                         d = caffe_pb2.Datum()
                         d.ParseFromString(img)
-                        jpeg = region_jpeg(d.data, region_size, quality, f"{c_path}:{k1.decode()}")
+                        jpeg = regions([k1.decode()], [d.data])[0]
                         batch[anet_nets.REGION].append((k1, layout.image_datum(jpeg, region_size, i)))
                     if anet_nets.LABELS in pending and i >= nxt[anet_nets.LABELS]:
                         batch[anet_nets.LABELS].append((k1, lab))
@@ -246,15 +238,17 @@ def _build_partner(db, region: Path, partner: np.ndarray, show: bool, split: str
 
 
 def build(run_root: Path, data: layout.PreparedDataset, region_size: int, train_split: str,
-          monitor_split: str, show: bool = True) -> dict:
-    """Build (or finish) every LMDB of the stage; returns its ``outputs`` and facts."""
+          monitor_split: str, show: bool = True, regions_for=None) -> dict:
+    """Build (or finish) every LMDB of the stage; returns its ``outputs`` and facts.
+    ``regions_for(split)``: where that split's face regions come from (see _build_split)."""
     from data_prep.lmdb_build import content_sha256
 
     root = Path(run_root) / DATA_DIR
     splits = outputs_for(train_split, monitor_split)
     facts, outputs = {}, {}
     for split, whats in splits.items():
-        facts[split] = _build_split(root, data, split, whats, region_size, show)
+        facts[split] = _build_split(root, data, split, whats, region_size, show,
+                                    regions_for(split) if regions_for else None)
         for w in whats:
             path = lmdb_path(root, split, w)
             sha, n = content_sha256(path)

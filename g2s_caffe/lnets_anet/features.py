@@ -1,8 +1,9 @@
 """ANet's patch features of a prepared split, in one forward pass per batch of images.
 
-Each image's region is made exactly as the data stage makes it (data.region_jpeg on the
-prepared scheme-c crop, then decoded like Caffe's Data layer: BGR, the fine-tuning net's TEST
-mean and scale, no crop, no mirror) and fed whole to the one-pass net (nets.onepass_deploy:
+Each image's region is made exactly as the data stage makes it (faces.py: data.region_jpeg
+on the prepared scheme-c crop, or LNets' face window on the raw image), decoded like Caffe's
+Data layer (BGR, the fine-tuning net's TEST mean and scale, no crop, no mirror) and fed
+whole to the one-pass net (nets.onepass_deploy:
 the interweaved operation, Fig. 5; loaded with nets.load_onepass), whose ``fc`` holds every test
 patch's feature (nets.patch_features).  Returned as (N, P, D) float32, P = shape.n_patches, in
 ``shape.patch_offsets`` order.
@@ -23,17 +24,21 @@ import numpy as np
 
 from .. import layout
 from ..errors import G2SError
-from ..files import write_atomic
+from ..atomic import write_atomic
 from . import nets as anet_nets
 from . import params as hp
-from .data import region_jpeg, split_identities
+from .data import split_identities
 
 
 class OnePass:
     """The fine-tuned ANet's one-pass net: regions (JPEG bytes) -> features (n, P, D)."""
 
-    def __init__(self, deploy: Path, weights: Path, train_val: Path, shape: hp.ANetShape, quality: int):
+    def __init__(self, deploy: Path, weights: Path, train_val: Path, shape: hp.ANetShape, quality: int,
+                 regions=None):
+        """``regions(keys, scheme-c JPEGs) -> region JPEGs`` (faces.py); None = the prepared
+        crops resized, as the data stage of a `--faces prep` run makes them."""
         from ..evaluate import eval_transform
+        from .faces import PrepRegions
 
         for p in (deploy, weights, train_val):
             if not Path(p).is_file():
@@ -42,6 +47,7 @@ class OnePass:
         # net takes the whole region and crops the patches itself.
         self.transform = dataclasses.replace(eval_transform(train_val), crop_size=0)
         self.shape, self.quality = shape, quality
+        self.region_source = regions or PrepRegions(shape.region_size, quality)
         # conv1 .. conv4_<i>_<j> by name, FC cut into the one-pass net's per-cell convolutions
         self.net = anet_nets.load_onepass(str(deploy), str(weights), shape)
         for blob in (anet_nets.DATA, anet_nets.FEATURE_BLOB):
@@ -49,7 +55,7 @@ class OnePass:
                 raise G2SError(f"{deploy}: the one-pass net needs a blob {blob!r} (regenerate it with `g2s gen`)")
 
     def regions(self, jpegs: list[bytes], keys: list[str]) -> list[bytes]:
-        return [region_jpeg(j, self.shape.region_size, self.quality, k) for j, k in zip(jpegs, keys)]
+        return self.region_source(keys, jpegs)
 
     def __call__(self, jpegs: list[bytes], keys: list[str]) -> np.ndarray:
         from ..evaluate import preprocess

@@ -5,7 +5,7 @@ response map over the image, and the cascade LNet_o -> LNet_s -> face window (§
     s = LNet(prototxt/celeba/lnets/lnet_s_deploy.prototxt, "lnet_s.caffemodel", FULL_LNET)
     cascade = LNetsCascade(o, s, threshold=t)
     result = cascade.face(img_bgr)          # result.face.box: [x1, y1, x2, y2) or None ("no face")
-    patch, hs = cascade.head_shoulder_crop(img_bgr)   # LNet_s's training input (phase 2)
+    patch, hs = cascade.head_shoulder_crop(img_bgr)   # LNet_s's training input (lnets_data.py)
 
 Inputs.  LNet_o sees the whole image resized so that its longer side is ``shape.input_size``
 (the scale of its letterboxed training images, ``letterbox``), not padded at test (the deploy
@@ -28,7 +28,7 @@ from . import lnets_params as hp
 from .localize import Affine, Geometry, Localization, ResponseMap, WindowParams, localize
 
 # LNet_s's input is LNet_o's window itself ("the highly responsed region ... resized to
-# 227 x 227"); this margin (a fraction of the side, per side) is a knob for phase 2.
+# 227 x 227"): no margin (a fraction of the side, per side) is added around it.
 HEAD_SHOULDER_MARGIN = 0.0
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import caffe
@@ -27,29 +26,17 @@ from caffe.proto import caffe_pb2
 
 from .. import params as g2s_params
 from ..errors import G2SError
-from ..nets import with_test_twins
+from ..nets import INDEX_SUFFIX, SplitLMDBs, lmdb_source, with_test_twins
 from ..solvers import test_iterations
 from . import lnets_params as hp
 
 DATA, LABELS = "data", "labels"
 WHOLE, HEAD_SHOULDER = "whole", "head_shoulder"     # the LMDB each net reads its images from
 IMAGES = {"lnet_o": WHOLE, "lnet_s": HEAD_SHOULDER}
-INDEX_SUFFIX = "_index"      # second top of each Data layer: Datum.label = row index
 TRUNK_TOP = "conv5"          # relu5 works in place: its output blob is "conv5"
 
 
-@dataclass(frozen=True)
-class LNetData:
-    """Where a fine-tuning net reads its LMDBs: "<root>/<split>/<what>_lmdb"."""
-    root: str
-    train_split: str = "train"
-    monitor_split: str = "val"
-    batch: int = 64
-    test_batch: int = 64
-
-
-def lmdb_source(root: str, split: str, what: str) -> str:
-    return f"{root}/{split}/{what}_lmdb"
+LNetData = SplitLMDBs      # "<root>/<split>/{whole,head_shoulder,labels}_lmdb"
 
 
 def _check_which(which: str) -> None:

@@ -136,7 +136,8 @@ class LNetSolverSettings:
 
 FULL_LNET_SOLVER = LNetSolverSettings()
 # From random init (the demo): a 10x higher start (as ANet's pre-training from random init),
-# a short schedule; phase 2 measures it on the demo data.
+# a short schedule.  The demo runs 300 + 300 iterations (demo.Plan): the loss falls from 7.0 to
+# ~4.6 on its 10 tags, batch 32 trains at ~3.5 it/s on 2 CPU cores (README, "LNets").
 SMALL_LNET_SOLVER = LNetSolverSettings(batch_size=32, test_batch_size=32, base_lr=0.01, stepsize=300,
                                        max_iter=600, test_interval=100, snapshot=100, solver_mode="CPU")
 LNET_VARIANTS = {"full": (FULL_LNET, FULL_LNET_SOLVER), "small": (SMALL_LNET, SMALL_LNET_SOLVER)}

@@ -40,7 +40,7 @@ from caffe import layers as L, params as P
 from caffe.proto import caffe_pb2
 
 from .. import params as g2s_params
-from ..nets import with_test_twins
+from ..nets import INDEX_SUFFIX, SplitLMDBs, lmdb_source, with_test_twins
 from ..solvers import sgd_solver, test_iterations
 from . import params as hp
 from .local_conv import locally_shared_conv, slice_layer_names
@@ -52,22 +52,13 @@ FEATURE_BLOB = "fc"
 ATTR_HEAD = "fc_attr"
 IDENTITY_HEAD = "fc_identity"
 PROB = "prob"
-INDEX_SUFFIX = "_index"      # second top of each Data layer: Datum.label = row index
 PARTNER_SUFFIX = "_p"
 
 
 @dataclass(frozen=True)
-class ANetData:
+class ANetData(SplitLMDBs):
     """Where a train_val net reads its LMDBs (the ANet data stage's directory)."""
-    root: str
-    train_split: str = "train"
-    monitor_split: str = "val"
     batch: int = 128
-    test_batch: int = 64
-
-
-def lmdb_source(root: str, split: str, what: str) -> str:
-    return f"{root}/{split}/{what}_lmdb"
 
 
 # ---------------------------------------------------------------- layer helpers

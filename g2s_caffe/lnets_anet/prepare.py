@@ -1,28 +1,32 @@
 """An ANet run's nets and manifest: RUNS/anet/ with its two `caffe train` jobs.
 
-    RUNS/anet/manifest.json        a g2s_caffe.runs.Run, method "lnets_anet", run "anet"
-    RUNS/anet/nets/<dataset>/anet/ the generated nets and solvers (or --nets: a `g2s gen` tree)
-    RUNS/anet/data/                the ANet data stage (data.py)
-    RUNS/anet/pretrain/            job anet/pretrain: identity pre-training (siamese)
-    RUNS/anet/finetune/            job anet/finetune: attribute fine-tuning; deploy.prototxt is
-                                   the one-pass net, patch_deploy.prototxt the patch net
-    RUNS/anet/svm/                 features of the SVM split, the SVMs (features.py, svm.py)
+    RUNS/<run>/manifest.json        a g2s_caffe.runs.Run, method "lnets_anet"; <run> says where
+                                    the faces come from (faces.RUN_NAMES): "anet_prep_boxes"
+                                    (--faces prep, part 1) or "lnets_anet" (--faces lnets: LNets'
+                                    face windows, the system end to end)
+    RUNS/<run>/nets/<dataset>/anet/ the generated nets and solvers (or --nets: a `g2s gen` tree)
+    RUNS/<run>/faces/               --faces lnets: LNets' face window of every image (faces.py)
+    RUNS/<run>/data/                the ANet data stage (data.py)
+    RUNS/<run>/pretrain/            job anet/pretrain: identity pre-training (siamese)
+    RUNS/<run>/finetune/            job anet/finetune: attribute fine-tuning; deploy.prototxt is
+                                    the one-pass net, patch_deploy.prototxt the patch net
+    RUNS/<run>/svm/                 features of the SVM split, the SVMs (features.py, svm.py)
 
 Run copies (what `caffe train` reads) come from the generated files: every Data source is
-re-rooted to RUNS/anet/data (g2s_caffe.nets.reroot_sources), the identity classifier gets
+re-rooted to RUNS/<run>/data (g2s_caffe.nets.reroot_sources), the identity classifier gets
 the train split's number of people (the generated files carry the paper's 8000), the config's
 batch and iteration overrides are applied, and the solver's net / snapshot_prefix point into
 the job's directory, solver_mode following --gpus.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..attributes import AttributeList
 from ..config import to_dict
 from ..errors import G2SError
+from ..jobs import runcopy
 from ..jobs.protofiles import read_text_proto, write_text_proto
 from ..jobs.provenance import caffe_info, git_commit, now
 from ..jobs.runner import LOG, SNAPSHOT_DIR
@@ -32,10 +36,10 @@ from . import nets as anet_nets
 from . import params as hp
 from .config import ANetConfig
 from .data import DATA_DIR
+from .faces import PREP, RUN_NAMES, lnets_weights
 from .gen import FILES as NET_FILES      # as `g2s gen` writes them under OUT/<dataset>/anet/
 from .method import FINETUNE, METHOD, PRETRAIN, RANDOM
 
-RUN = "anet"
 NETS_DIR = "nets"
 PATCH_DEPLOY = "patch_deploy.prototxt"
 WEIGHTS_NOTE = ("no Model A: ANet is pre-trained from random init on face identities (paper §2.2), then "
@@ -58,43 +62,30 @@ class Request:
     svm_split: str
     identities: int            # K: people in the train split (0 with anet_from)
     anet_from: Path | None     # an ANet run whose fine-tuned net this run uses (LFWA)
+    faces: str = PREP          # where the face regions come from (faces.py): prep | lnets
+    lnets: Path | None = None  # --faces lnets: the LNets run (g2s lnets) that finds them
+    images: Path | None = None  # --faces lnets: the raw images (None: the prepared manifest's)
+
+    @property
+    def run_name(self) -> str:
+        return RUN_NAMES[self.faces]
 
     @property
     def root(self) -> Path:
-        return (self.runs / RUN).resolve()
+        return (self.runs / self.run_name).resolve()
 
 
 # ------------------------------------------------------------------ nets
 def nets_folder(nets: Path, dataset: str) -> Path:
     """The folder holding NET_FILES: NETS, NETS/anet or NETS/<dataset>/anet of a `g2s gen` tree."""
-    for cand in (Path(nets), Path(nets) / "anet", Path(nets) / dataset / "anet"):
-        if all((cand / f"{f}.prototxt").is_file() for f in NET_FILES):
-            return cand
-    raise G2SError(f"--nets {nets}: no ANet nets for {dataset!r} (expected {nets}/{dataset}/anet/"
-                   f"{{{','.join(NET_FILES)}}}.prototxt; write them with `g2s gen`)")
+    return runcopy.nets_folder(nets, dataset, "anet", NET_FILES, "ANet")
 
 
 # ------------------------------------------------------------------ run copies
-def phase_of(layer) -> str:
-    import caffe
-
-    phases = {r.phase for r in layer.include if r.HasField("phase")}
-    return "test" if phases == {caffe.TEST} else "train"
-
-
 def copy_net(src: Path, req: Request, identities: int | None):
     """A train_val run copy: re-rooted, batches and (pre-training) the identity classifier set."""
-    from caffe.proto import caffe_pb2
-
-    from ..nets import reroot_sources
-
-    net = reroot_sources(read_text_proto(src, caffe_pb2.NetParameter()), str(req.root / DATA_DIR))
     s = req.cfg.solver
-    for layer in net.layer:
-        if layer.type == "Data":
-            batch = s.batch_size if phase_of(layer) == "train" else s.test_batch_size
-            if batch is not None:
-                layer.data_param.batch_size = batch
+    net = runcopy.rerooted_net(src, req.root / DATA_DIR, s.batch_size, s.test_batch_size)
     if identities is not None:
         heads = [l for l in net.layer if l.name == anet_nets.IDENTITY_HEAD]
         if len(heads) != 1:
@@ -105,33 +96,15 @@ def copy_net(src: Path, req: Request, identities: int | None):
 
 
 def copy_solver(src: Path, req: Request, job_dir: Path, stem: str, stage: str, test_batch: int | None):
-    from caffe.proto import caffe_pb2
-
-    solver = read_text_proto(src, caffe_pb2.SolverParameter())
     s = req.cfg.solver
-    for field, value in (("max_iter", getattr(s, f"max_iter_{stage}")), ("base_lr", getattr(s, f"base_lr_{stage}")),
-                         ("snapshot", s.snapshot), ("display", s.display), ("random_seed", s.seed)):
-        if value is not None:
-            setattr(solver, field, value)
+    over = {"max_iter": getattr(s, f"max_iter_{stage}"), "base_lr": getattr(s, f"base_lr_{stage}"),
+            "snapshot": s.snapshot, "display": s.display, "random_seed": s.seed}
     if stage == "finetune":
-        if s.test_interval is not None:
-            solver.test_interval = s.test_interval
-        if s.test_iter is not None or s.test_batch_size is not None:
-            del solver.test_iter[:]
-            solver.test_iter.append(s.test_iter or math.ceil(req.data.count(req.monitor_split) / test_batch))
-    solver.net = str((job_dir / "train_val.prototxt").resolve())
-    solver.snapshot_prefix = str((job_dir / SNAPSHOT_DIR / stem).resolve())
-    solver.solver_mode = caffe_pb2.SolverParameter.GPU if req.gpus else caffe_pb2.SolverParameter.CPU
-    if solver.max_iter < 1 or solver.snapshot < 1:
-        raise G2SError(f"{src}: max_iter {solver.max_iter} and snapshot {solver.snapshot} must be >= 1")
+        over["test_interval"] = s.test_interval
+    solver = runcopy.solver_copy(src, over, job_dir, stem, req.gpus)
+    if stage == "finetune":
+        runcopy.set_test_iter(solver, s.test_iter, s.test_batch_size, req.data.count(req.monitor_split), test_batch)
     return solver
-
-
-def _test_batch(net) -> int | None:
-    for layer in net.layer:
-        if layer.type == "Data" and phase_of(layer) == "test":
-            return layer.data_param.batch_size
-    return None
 
 
 def write_job(req: Request, nets_dir: Path, stage: str) -> Job:
@@ -144,7 +117,7 @@ def write_job(req: Request, nets_dir: Path, stage: str) -> Job:
     (job_dir / SNAPSHOT_DIR).mkdir(parents=True, exist_ok=True)
     net = copy_net(nets_dir / f"{stage}_train_val.prototxt", req, req.identities if stage == "pretrain" else None)
     solver = copy_solver(nets_dir / f"{stage}_solver.prototxt", req, job_dir, jid.replace("/", "_"), stage,
-                         _test_batch(net))
+                         runcopy.test_batch(net))
     head = f"# run copy of {nets_dir} for job {jid} (written by g2s anet)\n"
     write_text_proto(job_dir / "train_val.prototxt", net, head)
     write_text_proto(job_dir / "solver.prototxt", solver, head)
@@ -195,7 +168,7 @@ def borrowed_jobs(req: Request) -> tuple[list[Job], dict]:
         copy.extra["shared_from"] = f"{other.root.resolve()}/{jid}"
         jobs.append(copy)
     return jobs, {"run": str(other.root.resolve()), "dataset": other.dataset, "shape": other.config.get("shape"),
-                  "attributes": other.attribute_names}
+                  "attributes": other.attribute_names, "faces": other.config.get("faces", PREP)}
 
 
 # ------------------------------------------------------------------ the run
@@ -204,7 +177,9 @@ def identity(req: Request) -> dict:
     return {"data": str(req.data.root.resolve()), "attributes": req.attrs.names, "variant": req.cfg.variant,
             "shape": asdict(req.cfg.shape), "solver": to_dict(req.cfg.solver),
             "nets": str(req.nets.resolve()) if req.nets else None, "gpus": bool(req.gpus),
-            "anet_from": str(req.anet_from.resolve()) if req.anet_from else None}
+            "anet_from": str(req.anet_from.resolve()) if req.anet_from else None, "faces": req.faces,
+            "lnets": str(req.lnets.resolve()) if req.lnets else None,
+            "lnets_weights": lnets_weights(req.lnets) if req.lnets else None}
 
 
 def create_or_load(req: Request) -> Run:
@@ -224,12 +199,17 @@ def create_or_load(req: Request) -> Run:
             return run
         config = to_dict(req.cfg)
         config.update(identity=ident, shape=asdict(req.cfg.shape), gpus=list(req.gpus),
-                      train_split=req.train_split, monitor_split=req.monitor_split)
+                      train_split=req.train_split, monitor_split=req.monitor_split, faces=req.faces,
+                      lnets=str(req.lnets.resolve()) if req.lnets else None,
+                      images=str(req.images) if req.images else None)
         if req.anet_from:
             jobs, source = borrowed_jobs(req)
             if source["shape"] != asdict(req.cfg.shape):
                 raise G2SError(f"--anet-from {req.anet_from}: its ANet is variant shape {source['shape']}, this run "
                                f"asks for {req.cfg.variant!r}; pass the same --variant")
+            if source["faces"] != req.faces:
+                raise G2SError(f"--anet-from {req.anet_from}: its ANet was trained on --faces {source['faces']} regions, "
+                               f"this run asks for --faces {req.faces}; pass the same --faces")
             config["anet_from"] = source
             nets_dir = None
         else:
@@ -245,7 +225,7 @@ def create_or_load(req: Request) -> Run:
                 nets_dir = written[0].parent
             jobs = [write_job(req, nets_dir, "pretrain"), write_job(req, nets_dir, "finetune")]
             config["nets"] = str(nets_dir)
-        run = Run(root=root, run=RUN, dataset=req.dataset, data=str(req.data.root.resolve()),
+        run = Run(root=root, run=req.run_name, dataset=req.dataset, data=str(req.data.root.resolve()),
                   attributes=[{"name": a.name, "crop": hp.ENLARGE_SCHEME} for a in req.attrs.attributes],
                   steps=[], weights_a={"path": None, "sha256": None, "random_init": True, "note": WEIGHTS_NOTE},
                   config=config, caffe=caffe_info(), git_commit=git_commit(), created=now(), jobs=jobs,

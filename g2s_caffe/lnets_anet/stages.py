@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import layout
 from ..errors import G2SError
-from ..files import write_atomic
+from ..atomic import write_atomic
 from ..jobs.provenance import now
 from ..runs import Run, commit_stage, sha256_file
 from . import data as anet_data
@@ -48,12 +48,84 @@ def shape_of(run: Run) -> hp.ANetShape:
     return hp.ANetShape(**run.config["shape"])
 
 
+# ------------------------------------------------------------------ faces (--faces lnets)
+def faces_of(run: Run) -> str:
+    from .faces import PREP
+
+    return run.config.get("faces", PREP)
+
+
+def faces_stage(run: Run, req, splits: list[str]) -> Run:
+    """LNets' face window of every image of ``splits`` (faces.py), as RUNS/<run>/faces/<split>.csv."""
+    from .faces import FACES_DIR, faces_csv, lnets_run, split_windows
+    from .lnets_stages import cascade_identity, cascade_of
+    from .raw import RawImages
+
+    lnets = lnets_run(req.lnets)
+    raw = RawImages(req.data, req.images)
+    splits = list(dict.fromkeys(splits))
+    inputs = {"lnets": {"run": str(lnets.root.resolve()), **cascade_identity(lnets)}, "images": raw.identity(),
+              "prepared": {s: req.data.manifest["splits"][s].get("keys_sha256") for s in splits}}
+    if reusable(run, "faces", inputs):
+        print(f"{run.run}: LNets faces finished before, kept")
+        return run
+    started = now()
+    run = commit_stage(run.root, "faces", {"status": "running", "started": started, "inputs": inputs})
+    from ..device import select_device
+
+    select_device(req.gpus[0] if req.gpus else None)
+    cascade = cascade_of(lnets)
+    outputs, no_face = {}, {}
+    for split in splits:
+        keys, recs = split_windows(cascade, inputs, req.data, raw, split, run.root / FACES_DIR / f"{split}.chunks",
+                                   test=False)
+        out = write_atomic(run.root / FACES_DIR / f"{split}.csv", faces_csv(keys, recs))
+        outputs[split] = {"path": run.rel(out), "sha256": sha256_file(out)}
+        no_face[split] = int(sum(r["no_face"] for r in recs))
+        print(f"{run.run}: LNets faces of {split}: {len(keys)} images, {no_face[split]} below the face threshold "
+              "(their best window is used: each training image holds one face, §2.1)")
+    return commit_stage(run.root, "faces", {"status": "done", "started": started, "finished": now(),
+                                            "inputs": inputs, "outputs": outputs, "below_threshold": no_face,
+                                            "rule": "training images: LNet_s's best window, no pruning"})
+
+
+def regions_of(run: Run, data: layout.PreparedDataset, split: str, windows: dict | None = None, images=None):
+    """The run's region source for a split (faces.py): the prepared crops, or LNets' windows
+    (``windows``, else the faces stage's file of that split)."""
+    from .faces import LNETS, LNetsRegions, PrepRegions, read_faces_csv
+
+    shape, quality = shape_of(run), int(data.manifest.get("jpeg_quality", 95))
+    if faces_of(run) != LNETS:
+        return PrepRegions(shape.region_size, quality)
+    from .raw import RawImages
+
+    if windows is None:
+        out = (run.stages.get("faces") or {}).get("outputs", {}).get(split)
+        if out is None:
+            raise G2SError(f"{run.root}/manifest.json: no LNets faces of the {split} split; rerun `g2s anet --faces lnets`")
+        windows = read_faces_csv(run.path(out["path"]))
+    images = images if images is not None else run.config.get("images")
+    return LNetsRegions(RawImages(data, Path(images) if images else None), windows, data.image_size,
+                        shape.region_size, quality)
+
+
+def _faces_inputs(run: Run, split: str) -> dict:
+    from .faces import LNETS
+
+    if faces_of(run) != LNETS:
+        return {}
+    return {"faces": LNETS, "windows": (run.stages.get("faces") or {}).get("outputs", {}).get(split)}
+
+
 # ------------------------------------------------------------------ data
 def data_stage(run: Run, req) -> Run:
     shape = shape_of(run)
     splits = anet_data.outputs_for(req.train_split, req.monitor_split)
     inputs = {"prepared": anet_data.stage_inputs(req.data, splits), "region_size": shape.region_size,
               "jpeg_quality": int(req.data.manifest.get("jpeg_quality", 95)), "scheme": hp.ENLARGE_SCHEME}
+    for split in splits:
+        if _faces_inputs(run, split):
+            inputs[f"faces_{split}"] = _faces_inputs(run, split)
     if reusable(run, "data", inputs):
         print(f"{run.run}: data stage finished before, kept")
         return run
@@ -62,7 +134,8 @@ def data_stage(run: Run, req) -> Run:
         anet_data.discard(run.root)               # built from other inputs
     started = now()
     run = commit_stage(run.root, "data", {"status": "running", "started": started, "inputs": inputs})
-    res = anet_data.build(run.root, req.data, shape.region_size, req.train_split, req.monitor_split)
+    res = anet_data.build(run.root, req.data, shape.region_size, req.train_split, req.monitor_split,
+                          regions_for=lambda split: regions_of(run, req.data, split))
     people = res["splits"][req.train_split]["identities"]
     if people != req.identities:
         raise G2SError(f"{run.root}/{anet_data.DATA_DIR}: {people} identity classes, the run copies were written for "
@@ -93,13 +166,15 @@ def finetuned(run: Run):
     return job, path, job.final.sha256
 
 
-def one_pass(run: Run, data: layout.PreparedDataset):
-    """The run's one-pass net on the device pycaffe is set to (device.select_device)."""
+def one_pass(run: Run, data: layout.PreparedDataset, regions=None):
+    """The run's one-pass net on the device pycaffe is set to (device.select_device);
+    ``regions``: its region source (regions_of), None = the prepared crops."""
     from .features import OnePass
 
     job, weights, _ = finetuned(run)
     return OnePass(run.path(job.deploy), weights, run.path(job.train_val), shape_of(run),
-                   int(data.manifest.get("jpeg_quality", 95)))
+                   int(data.manifest.get("jpeg_quality", 95)), regions)
+
 
 
 def features_stage(run: Run, req) -> Run:
@@ -111,7 +186,8 @@ def features_stage(run: Run, req) -> Run:
     lm = req.data.manifest["splits"][split]["lmdbs"]
     inputs = {"weights": {"path": str(weights), "sha256": sha}, "deploy": sha256_file(run.path(job.deploy)),
               "split": split, "prepared": {w: lm[w]["sha256"] for w in whats},
-              "data": str(req.data.root.resolve()), "region_size": shape_of(run).region_size}
+              "data": str(req.data.root.resolve()), "region_size": shape_of(run).region_size,
+              **_faces_inputs(run, split)}
     if reusable(run, "features", inputs):
         print(f"{run.run}: features of {split} finished before, kept")
         return run
@@ -120,7 +196,7 @@ def features_stage(run: Run, req) -> Run:
     from ..device import select_device
 
     select_device(req.gpus[0] if req.gpus else None)
-    net = one_pass(run, req.data)
+    net = one_pass(run, req.data, regions_of(run, req.data, split))
     out = extract(net, req.data, split, features_path(run, split), sha, req.cfg.feature_batch, req.cfg.feature_chunk)
     shape = shape_of(run)
     return commit_stage(run.root, "features", {

@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..config import load_yaml, merge, merge_dotted
+from ..config import from_command_line, merge
 from ..errors import G2SError
 from ..surgery import MODES
 from .config import TrainConfig
@@ -77,13 +77,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def load_config(args) -> TrainConfig:
-    cfg = TrainConfig()
-    if args.config:
-        cfg = merge(cfg, load_yaml(Path(args.config)), args.config)
-    cfg = merge_dotted(cfg, args.set)
-    flags = {"keep_snapshots": args.keep_snapshots, "head_init": args.head_init, "jobs": args.jobs,
-             "jobs_per_gpu": args.jobs_per_gpu}
-    cfg = merge(cfg, {k: v for k, v in flags.items() if v is not None}, "command line")
+    cfg = from_command_line(TrainConfig(), args.config, args.set,
+                            {"keep_snapshots": args.keep_snapshots, "head_init": args.head_init, "jobs": args.jobs,
+                             "jobs_per_gpu": args.jobs_per_gpu})
     if args.variant:
         cfg = merge(cfg, {"net": {"variant": args.variant}}, "--variant")
     if cfg.net.variant not in ("full", "small"):

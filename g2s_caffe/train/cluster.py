@@ -458,13 +458,9 @@ def k8s_yaml(chain: Chain, train: list[str], eval_cmd: list[str], gpus_step1: in
 
 # ------------------------------------------------------------------ writing
 def write_executable(out: Path, text: str, mode: int = 0o755) -> Path:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, out)
-    return out
+    from ..atomic import write_atomic
+
+    return write_atomic(Path(out), text, mode=mode)
 
 
 def g2s_command() -> str:

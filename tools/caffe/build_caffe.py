@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from debian_apt import AptError, PrivateApt, mirror_from_system, sha256_file  # noqa: E402  (tools/)
 PATCH_DIR = HERE / "patches"
 
 PACKAGE = "caffe"
@@ -45,7 +47,6 @@ SOURCE_FILES = {
     "caffe_1.0.0+git20180821.99bd997-8.debian.tar.xz":
         "07cf073227494a6b07234e40cb5df91db566616593eef9baafdc4d06ad159f21",
 }
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
 # Flags shared by every variant (issue: engine).  Variant flags are added on top.
 COMMON_FLAGS = {
@@ -76,14 +77,6 @@ class BuildError(RuntimeError):
 
 
 # ----------------------------------------------------------------------------- key
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def read_series(patch_dir: Path) -> list[Path]:
     """Project patches in the order of ``patch_dir/series`` (quilt style)."""
     series = patch_dir / "series"
@@ -185,22 +178,6 @@ def build_key(source_sha: dict[str, str], patches: list[Path], flags: dict[str, 
 
 
 # ---------------------------------------------------------------------------- fetch
-def mirror_from_system() -> str:
-    """The Debian mirror the machine already uses (so the same proxy/mirror rules apply)."""
-    deb822 = Path("/etc/apt/sources.list.d/debian.sources")
-    if deb822.is_file():
-        for line in deb822.read_text().splitlines():
-            if line.startswith("URIs:") and "security" not in line:
-                return line.split(":", 1)[1].split()[0]
-    legacy = Path("/etc/apt/sources.list")
-    if legacy.is_file():
-        for line in legacy.read_text().splitlines():
-            parts = line.split()
-            if len(parts) >= 3 and parts[0] == "deb" and "security" not in parts[1]:
-                return parts[1]
-    return DEFAULT_MIRROR
-
-
 def fetch_sources(cache: Path, mirror: str, keyring: Path | None = None) -> dict[str, Path]:
     """Download and verify the source package; reuse verified files already cached."""
     dl = cache / "downloads"
@@ -210,26 +187,19 @@ def fetch_sources(cache: Path, mirror: str, keyring: Path | None = None) -> dict
         return have
 
     state = cache / "apt-state"
-    (state / "lists" / "partial").mkdir(parents=True, exist_ok=True)
-    sources = state / "sources.list"
     # On a non-Debian host (the Ubuntu-based CUDA image) apt trusts no Debian key by
     # default: --apt-keyring names one for this private source only.
     signed = f"[signed-by={keyring}] " if keyring else ""
-    sources.write_text(f"deb-src {signed}{mirror} {SUITE} main\n")
-    opts = [f"-oDir::Etc::SourceList={sources}", "-oDir::Etc::SourceParts=-",
-            f"-oDir::State::Lists={state / 'lists'}", "-oAPT::Sandbox::User=root",
-            "-qq"]
+    apt = PrivateApt(state, f"deb-src {signed}{mirror} {SUITE} main\n")
     print(f"[caffe] fetching {PACKAGE}={VERSION} from {mirror} {SUITE} (private apt state in {state})",
           flush=True)
     with tempfile.TemporaryDirectory(dir=dl) as tmp:
-        for cmd in (["apt-get", *opts, "update"],
-                    ["apt-get", *opts, "source", "--download-only", f"{PACKAGE}={VERSION}"]):
-            r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
-            if r.returncode != 0:
-                raise BuildError(
-                    f"`{' '.join(cmd)}` failed (exit {r.returncode}):\n{r.stderr.strip()}\n"
-                    f"The Debian archive {mirror} must be reachable and carry {SUITE}/main "
-                    f"source package {PACKAGE} {VERSION}.")
+        try:
+            apt.run("update")
+            apt.run("source", "--download-only", f"{PACKAGE}={VERSION}", cwd=Path(tmp))
+        except AptError as e:
+            raise BuildError(f"{e}\nThe Debian archive {mirror} must be reachable and carry {SUITE}/main "
+                             f"source package {PACKAGE} {VERSION}.") from None
         for name, want in SOURCE_FILES.items():
             got_path = Path(tmp) / name
             if not got_path.is_file():

@@ -42,7 +42,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
 import kitlib  # noqa: E402
+from debian_apt import AptError, PrivateApt, sha256_file, system_deb_sources  # noqa: E402  (tools/)
 
 BUILD_CAFFE = ROOT / "tools" / "caffe" / "build_caffe.py"
 DEFAULT_OUT = {"cuda": ROOT / "build" / "gpu_kit", "cpu": ROOT / "build" / "gpu_kit_cpu"}
@@ -79,14 +81,6 @@ class KitError(RuntimeError):
 
 def log(msg: str) -> None:
     print(f"[kit] {msg}", flush=True)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _build_caffe_module():
@@ -239,47 +233,31 @@ def venv_caffe(prefix: Path | None) -> dict:
 
 # ---------------------------------------------------------------- 3. packaging
 class Apt:
-    """apt-get download through a private sources list and state in the cache (the machine's
-    own apt configuration and its installed packages are untouched): the Debian suites the
-    machine itself uses, so the versions it built against are there."""
+    """apt-get download of exact versions through a private sources list and state in the cache
+    (tools/debian_apt.py: the machine's own apt configuration and its installed packages are
+    untouched), from the Debian suites the machine itself uses, so the versions it built
+    against are there; downloaded .debs are kept in the cache."""
 
     def __init__(self, cache: Path):
         self.dir = cache / "apt-kit"
         self.debs = cache / "debs"
-        (self.dir / "lists" / "partial").mkdir(parents=True, exist_ok=True)
-        (self.dir / "archives" / "partial").mkdir(parents=True, exist_ok=True)
         self.debs.mkdir(parents=True, exist_ok=True)
-        self.sources = self.dir / "sources.list"
-        self.sources.write_text(system_deb_sources())
         # An empty dpkg status: versions are what the archive has, not what is installed here.
-        status = self.dir / "status"
-        status.touch()
-        self.opts = [f"-oDir::Etc::SourceList={self.sources}", "-oDir::Etc::SourceParts=-",
-                     f"-oDir::State::Lists={self.dir / 'lists'}", f"-oDir::State::status={status}",
-                     f"-oDir::Cache={self.dir}", "-oAPT::Sandbox::User=root", "-qq"]
+        self.apt = PrivateApt(self.dir, system_deb_sources(), empty_status=True)
+        self.sources = self.apt.sources
         self.updated = False
 
-    def _run(self, *args: str, cwd: Path | None = None) -> str:
-        r = subprocess.run(["apt-get", *self.opts, *args], capture_output=True, text=True, cwd=cwd)
-        if r.returncode:
-            raise KitError(f"`apt-get {' '.join(args)}` (private state {self.dir}) failed:\n{r.stderr.strip()}")
-        return r.stdout
-
     def update(self) -> None:
-        stamp = self.dir / "updated"
-        if not self.updated and (not stamp.is_file() or time.time() - stamp.stat().st_mtime > 86400):
-            self._run("update")
-            stamp.write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        if not self.updated:
+            self._try(self.apt.update, 86400)
         self.updated = True
 
-    def candidates(self, packages: list[str]) -> dict[str, str]:
-        r = subprocess.run(["apt-cache", *self.opts, "policy", *packages], capture_output=True, text=True)
-        out = {}
-        for block in re.split(r"\n(?=\S)", r.stdout):
-            m, c = re.match(r"(\S+?)(?::\w+)?:\n", block + "\n"), re.search(r"Candidate: (\S+)", block)
-            if m and c and c.group(1) != "(none)":
-                out[m.group(1)] = c.group(1)
-        return out
+    @staticmethod
+    def _try(fn, *args, **kw):
+        try:
+            return fn(*args, **kw)
+        except AptError as e:
+            raise KitError(str(e)) from None
 
     def _cached(self, package: str, version: str) -> Path | None:
         hits = sorted(self.debs.glob(f"{package}_{version.replace(':', '%3a')}_*.deb"))
@@ -293,50 +271,19 @@ class Apt:
         missing = {p: v for p, (deb, v) in got.items() if deb is None}
         if missing:
             self.update()
-            cands = self.candidates(sorted(missing))
+            cands = self.apt.candidates(sorted(missing))
             for p, v in missing.items():      # the installed version if the archive has it
-                if cands.get(p) and cands[p] != v and not self._available(p, v):
+                if cands.get(p) and cands[p] != v and not self.apt.available(p, v):
                     missing[p] = cands[p]
             todo = [f"{p}={v}" for p, v in sorted(missing.items()) if self._cached(p, v) is None]
             if todo:
-                r = subprocess.run(["apt-get", *self.opts, "download", *todo], capture_output=True, text=True,
-                                   cwd=self.debs)
-                if r.returncode:
-                    raise KitError(f"apt-get download {' '.join(todo)} failed:\n{r.stderr.strip()}\n"
-                                   f"(sources: {self.sources})")
+                self._try(self.apt.run, "download", *todo, cwd=self.debs)
             for p, v in missing.items():
                 deb = self._cached(p, v)
                 if deb is None:
                     raise KitError(f"Debian package {p} {v} was not downloaded (sources: {self.sources})")
                 got[p] = (deb, v)
         return got
-
-    def _available(self, package: str, version: str) -> bool:
-        r = subprocess.run(["apt-cache", *self.opts, "show", f"{package}={version}"], capture_output=True, text=True)
-        return r.returncode == 0 and "Package:" in r.stdout
-
-
-def system_deb_sources() -> str:
-    """One-line sources for the binary suites of the machine's own Debian sources."""
-    lines = []
-    deb822 = Path("/etc/apt/sources.list.d/debian.sources")
-    if deb822.is_file():
-        for block in deb822.read_text().split("\n\n"):
-            f = dict(re.findall(r"^(\S+):\s*(.+)$", block, re.M))
-            if "deb" not in f.get("Types", "").split():
-                continue
-            signed = f" [signed-by={f['Signed-By']}]" if f.get("Signed-By", "").startswith("/") else ""
-            for uri in f.get("URIs", "").split():
-                for suite in f.get("Suites", "").split():
-                    lines.append(f"deb{signed} {uri} {suite} {f.get('Components', 'main')}")
-    legacy = Path("/etc/apt/sources.list")
-    if not lines and legacy.is_file():
-        lines = [l for l in legacy.read_text().splitlines() if l.startswith("deb ")]
-    if not lines:
-        lines = ["deb http://deb.debian.org/debian bookworm main",
-                 "deb http://deb.debian.org/debian bookworm-updates main",
-                 "deb http://deb.debian.org/debian-security bookworm-security main"]
-    return "\n".join(lines) + "\n"
 
 
 def owning_packages(paths: list[str]) -> dict[str, tuple[str, str]]:

@@ -140,6 +140,11 @@ def site_dirs() -> list[Path]:
                     "/usr/local/lib/python3*/site-packages", "/usr/lib/python3/dist-packages",
                     os.path.expanduser("~/.local/lib/python3*/site-packages")):
         dirs += [Path(p) for p in sorted(glob.glob(pattern))]
+    return existing_unique(dirs)
+
+
+def existing_unique(dirs: list[Path]) -> list[Path]:
+    """The folders that exist, in order, each real path once."""
     seen, out = set(), []
     for d in dirs:
         key = os.path.realpath(d)
@@ -163,13 +168,7 @@ def cuda_candidate_dirs(extra: list[str] | None = None) -> list[Path]:
                     "/usr/local/nvidia/lib64", "/usr/local/nvidia/lib", "/usr/lib/x86_64-linux-gnu",
                     "/usr/lib64", "/lib/x86_64-linux-gnu"):
         dirs += [Path(p) for p in sorted(glob.glob(pattern))]
-    seen, out = set(), []
-    for d in dirs:
-        key = os.path.realpath(d)
-        if key not in seen and d.is_dir():
-            seen.add(key)
-            out.append(d)
-    return out
+    return existing_unique(dirs)
 
 
 def ldconfig_paths() -> dict[str, str]:

@@ -27,8 +27,6 @@ import argparse
 import contextlib
 import fcntl
 import glob
-import hashlib
-import importlib.util
 import json
 import os
 import re
@@ -41,6 +39,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+from debian_apt import AptError, PrivateApt, mirror_from_system, security_mirror_from_system, sha256_file  # noqa: E402
 from g2s_caffe.paths import cache_dir  # noqa: E402
 
 SUITE = "bookworm"                    # Debian 12: Slurm 22.05, munge 0.5.15 (issue 14)
@@ -57,24 +57,6 @@ class KitError(RuntimeError):
     """The kit cannot be fetched or used here; the message says why and what to do."""
 
 
-def _build_caffe():
-    spec = importlib.util.spec_from_file_location("build_caffe", ROOT / "tools" / "caffe" / "build_caffe.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def security_mirror_from_system() -> str:
-    """The debian-security archive the machine uses (default: deb.debian.org's)."""
-    for src in (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list")):
-        if src.is_file():
-            for line in src.read_text().splitlines():
-                m = re.match(r"^(?:URIs:|deb)\s+(?:\[[^]]*\]\s+)?(\S*debian-security\S*)", line.strip())
-                if m:
-                    return m.group(1).rstrip("/")
-    return "http://deb.debian.org/debian-security"
-
-
 def host_codename() -> str:
     try:
         text = Path("/etc/os-release").read_text()
@@ -82,14 +64,6 @@ def host_codename() -> str:
         return ""
     m = re.search(r"^VERSION_CODENAME=\"?([a-z]+)", text, re.M)
     return m.group(1) if m else ""
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------- the kit
@@ -162,55 +136,20 @@ def find_kit(cache: Path | None = None) -> Kit | None:
 
 
 # ----------------------------------------------------------------------------- fetching
-class PrivateApt:
-    """apt-get with its own sources list, lists and archive cache (under ``state``)."""
-
-    def __init__(self, state: Path, mirror: str, security: str):
-        self.state = state
-        (state / "lists" / "partial").mkdir(parents=True, exist_ok=True)
-        (state / "archives" / "partial").mkdir(parents=True, exist_ok=True)
-        sources = state / "sources.list"
-        sources.write_text(f"deb {mirror} {SUITE} main\ndeb {mirror} {SUITE}-updates main\n"
-                           f"deb {security} {SUITE}-security main\n")
-        self.opts = [f"-oDir::Etc::SourceList={sources}", "-oDir::Etc::SourceParts=-",
-                     f"-oDir::State::Lists={state / 'lists'}", f"-oDir::Cache={state}",
-                     f"-oDir::Cache::archives={state / 'archives'}", "-qq"]
-        if os.geteuid() == 0:   # root would hand downloads to _apt, who cannot write here
-            self.opts.append("-oAPT::Sandbox::User=root")
-        self.where = f"{mirror} + {security} ({SUITE}, private apt state in {state})"
-
-    def run(self, *args: str, cwd: Path | None = None) -> str:
-        cmd = ["apt-get", *self.opts, *args]
-        try:
-            r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-        except FileNotFoundError:
-            raise KitError("apt-get not found: fetching Slurm needs a Debian 12 host") from None
-        if r.returncode != 0:
-            raise KitError(f"`apt-get {' '.join(args)}` failed (exit {r.returncode}): {r.stderr.strip()[-800:]}\n"
-                           f"The Debian archive must be reachable: {self.where}")
-        return r.stdout
-
-    def plan(self, packages) -> dict[str, str]:
-        """{package: version} that installing ``packages`` would add on this machine."""
-        out = self.run("-s", "install", "--no-install-recommends", *packages)
-        plan = {}
-        for line in out.splitlines():
-            m = re.match(r"^Inst (\S+) (?:\[\S+\] )?\((\S+) ", line)
-            if m:
-                plan[m.group(1)] = m.group(2)
-        return plan
-
-
 def fetch_kit(cache: Path, mirror: str, security: str, log=print) -> Kit:
     codename = host_codename()
     if codename != SUITE:
         raise KitError(f"this host is {codename or 'not Debian'!r}, not Debian 12 ({SUITE}): the unpacked "
                        "bookworm Slurm needs bookworm's libraries. Use a Debian 12 machine (as CI does)")
     cache.mkdir(parents=True, exist_ok=True)
-    apt = PrivateApt(cache / "apt-state-slurm", mirror, security)
-    log(f"[slurm] resolving {', '.join(PACKAGES)} from {apt.where}")
-    apt.run("update")
-    plan = apt.plan(PACKAGES)
+    apt = PrivateApt(cache / "apt-state-slurm", f"deb {mirror} {SUITE} main\ndeb {mirror} {SUITE}-updates main\n"
+                                                 f"deb {security} {SUITE}-security main\n")
+    log(f"[slurm] resolving {', '.join(PACKAGES)} from {mirror} + {security} ({SUITE}, private apt state)")
+    try:
+        apt.update()
+        plan = apt.simulate_install(PACKAGES)
+    except AptError as e:
+        raise KitError(str(e)) from None
     if "slurmd" not in plan:
         installed = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "slurmd"], capture_output=True, text=True)
         raise KitError("slurmd is already installed system-wide here"
@@ -224,7 +163,10 @@ def fetch_kit(cache: Path, mirror: str, security: str, log=print) -> Kit:
         debs = work / "debs"
         debs.mkdir()
         log(f"[slurm] downloading {len(plan)} packages: " + ", ".join(f"{p}={v}" for p, v in plan.items()))
-        apt.run("download", *(f"{p}={v}" for p, v in plan.items()), cwd=debs)
+        try:
+            apt.run("download", *(f"{p}={v}" for p, v in plan.items()), cwd=debs)
+        except AptError as e:
+            raise KitError(str(e)) from None
         record = {"suite": SUITE, "version": version, "packages": {}}
         for deb in sorted(debs.glob("*.deb")):
             r = subprocess.run(["dpkg-deb", "-x", str(deb), str(work / "root")], capture_output=True, text=True)
@@ -269,7 +211,7 @@ def ensure_kit(cache: Path | None = None, mirror: str | None = None, log=print) 
         kit = find_kit(cache)       # fetched by a concurrent caller meanwhile?
         if kit is not None:
             return kit
-        return fetch_kit(cache, mirror or _build_caffe().mirror_from_system(), security_mirror_from_system(), log)
+        return fetch_kit(cache, mirror or mirror_from_system(), security_mirror_from_system(), log)
 
 
 def main(argv: list[str] | None = None) -> int:
