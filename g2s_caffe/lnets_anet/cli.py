@@ -87,19 +87,27 @@ def monitor_split(splits: list[str], train: str) -> str:
     raise G2SError(f"the prepared data has no val or test split to monitor fine-tuning on (splits: {', '.join(splits)})")
 
 
-def request(args, cfg: ANetConfig):
-    from ..layout import IDENTITIES, open_prepared
+def common_request(args, command: str):
+    """(prepared data, dataset, attributes, gpus) as `g2s anet` and `g2s lnets` both resolve them."""
+    from ..layout import open_prepared
     from ..train.cli import parse_gpus, resolve_attributes
-    from . import params as hp
-    from .data import identity_classes, split_identities
-    from .prepare import Request
 
     data = open_prepared(Path(args.data))
     dataset = args.dataset or data.manifest.get("dataset")
     attrs, _ = resolve_attributes(args.attributes, dataset, data.attributes, data.manifest.get("attribute_list"))
     gpus = parse_gpus(args.gpus)
     if len(gpus) > 1:
-        raise G2SError(f"--gpus {args.gpus}: g2s anet trains on one GPU (its two jobs run one after the other)")
+        raise G2SError(f"--gpus {args.gpus}: g2s {command} trains on one GPU (its two jobs run one after the other)")
+    return data, dataset, attrs, gpus
+
+
+def request(args, cfg: ANetConfig):
+    from ..layout import IDENTITIES
+    from . import params as hp
+    from .data import identity_classes, split_identities
+    from .prepare import Request
+
+    data, dataset, attrs, gpus = common_request(args, "anet")
     splits = data.splits()
     svm_split = args.svm_split or ("val" if "val" in splits else "train")
     if svm_split not in splits:

@@ -59,19 +59,12 @@ def load_config(args) -> LNetsConfig:
 
 
 def request(args, cfg: LNetsConfig):
-    from ..layout import open_prepared
-    from ..train.cli import parse_gpus, resolve_attributes
     from . import lnets_params as hp
-    from .cli import monitor_split
+    from .cli import common_request, monitor_split
     from .lnet_nets import resolve_alexnet
     from .lnets_run import Request
 
-    data = open_prepared(Path(args.data))
-    dataset = args.dataset or data.manifest.get("dataset")
-    attrs, _ = resolve_attributes(args.attributes, dataset, data.attributes, data.manifest.get("attribute_list"))
-    gpus = parse_gpus(args.gpus)
-    if len(gpus) > 1:
-        raise G2SError(f"--gpus {args.gpus}: g2s lnets trains on one GPU (its two jobs run one after the other)")
+    data, dataset, attrs, gpus = common_request(args, "lnets")
     splits = data.splits()
     if "train" not in splits:
         raise G2SError(f"{data.root}: no train split to fine-tune LNets on (splits: {', '.join(splits)})")
