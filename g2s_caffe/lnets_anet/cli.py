@@ -45,13 +45,30 @@ from ..errors import G2SError
 from .config import ANetConfig
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_common_arguments(p: argparse.ArgumentParser, run_dir: str) -> None:
+    """The data arguments `g2s anet` and `g2s lnets` share (before their own)."""
     p.add_argument("--data", metavar="DIR", required=True, help="prepared dataset (g2s prep --out DIR)")
-    p.add_argument("--runs", metavar="DIR", required=True, help="where the run directory anet/ goes")
+    p.add_argument("--runs", metavar="DIR", required=True, help=f"where the run directory {run_dir}/ goes")
     p.add_argument("--dataset", help="dataset name; None = the prepared manifest's")
     p.add_argument("--attributes", metavar="FILE", help="attributes YAML; None = the prepared manifest's list, "
                    "else the packaged list of --dataset")
     p.add_argument("--variant", choices=("full", "small"), help="None = config variant (full)")
+
+
+def add_run_arguments(p: argparse.ArgumentParser, nets: str, gpu_use: str, config_class: str, config_file: str,
+                      example: str) -> None:
+    """The run-control arguments `g2s anet` and `g2s lnets` share (after their own)."""
+    p.add_argument("--nets", metavar="DIR", type=Path,
+                   help=f"a `g2s gen` tree with {nets}/ nets; None = generate them into the run from --variant")
+    p.add_argument("--gpus", metavar="ID", help=f"GPU id for {gpu_use} (one); None = CPU")
+    p.add_argument("--keep-snapshots", type=int, metavar="K", help="None = config keep_snapshots (2)")
+    p.add_argument("--config", metavar="YAML", help=f"a YAML of {config_class} (see g2s_caffe/lnets_anet/{config_file})")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"config override, e.g. {example}; repeatable")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_common_arguments(p, "anet_prep_boxes/ or lnets_anet")
     p.add_argument("--svm-split", metavar="SPLIT",
                    help="split the SVMs are trained on; None = val when prepared (CelebA: the paper's next "
                         "1k identities), else train (LFWA, with --anet-from)")
@@ -65,13 +82,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --faces lnets: the LNets run (g2s lnets); None = RUNS/lnets")
     p.add_argument("--images", metavar="DIR", type=Path,
                    help="with --faces lnets: the raw image folder; None = the prepared manifest's sources.images")
-    p.add_argument("--nets", metavar="DIR", type=Path,
-                   help="a `g2s gen` tree with anet/ nets; None = generate them into the run from --variant")
-    p.add_argument("--gpus", metavar="ID", help="GPU id for training and features (one); None = CPU")
-    p.add_argument("--keep-snapshots", type=int, metavar="K", help="None = config keep_snapshots (2)")
-    p.add_argument("--config", metavar="YAML", help="an ANetConfig YAML (see g2s_caffe/lnets_anet/config.py)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override, e.g. solver.max_iter_pretrain=200; repeatable")
+    add_run_arguments(p, "anet", "training and features", "ANetConfig", "config.py",
+                      "solver.max_iter_pretrain=200")
 
 
 def load_config(args) -> ANetConfig:

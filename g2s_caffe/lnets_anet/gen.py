@@ -100,3 +100,18 @@ def generate_lnets_tree(attrs: AttributeList, out: Path, dataset: str, shape, so
         write_atomic(p, render(protos[stem], f"# {command}", note))
         written.append(p)
     return written
+
+
+NETS_DIR = "nets"      # RUN/nets/<dataset>/<anet|lnets>/: a run's generated nets
+
+
+def run_nets(req, generate, folder_of, placeholder_root: str, command: str) -> Path:
+    """The folder a run's jobs copy their nets from: ``--nets`` (a `g2s gen` tree, found by
+    ``folder_of``), else ``generate`` (generate_anet_tree / generate_lnets_tree) writes the same
+    files as `g2s gen`, sized by --variant, into the run's nets/."""
+    if req.nets is not None:
+        return folder_of(req.nets, req.dataset)
+    written = generate(req.attrs, req.root / NETS_DIR, req.dataset, req.cfg.shape, req.cfg.solver_settings(),
+                       placeholder_root, f"{command} (variant {req.cfg.variant}, generated for {req.data.root})",
+                       req.data.count(req.monitor_split), req.monitor_split)
+    return written[0].parent

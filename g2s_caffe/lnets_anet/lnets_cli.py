@@ -33,24 +33,16 @@ from .lnets_config import LNetsConfig
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", metavar="DIR", required=True, help="prepared dataset (g2s prep --out DIR)")
-    p.add_argument("--runs", metavar="DIR", required=True, help="where the run directory lnets/ goes")
-    p.add_argument("--dataset", help="dataset name; None = the prepared manifest's")
-    p.add_argument("--attributes", metavar="FILE", help="attributes YAML; None = the prepared manifest's list, "
-                   "else the packaged list of --dataset")
-    p.add_argument("--variant", choices=("full", "small"), help="None = config variant (full)")
+    from .cli import add_common_arguments, add_run_arguments
+
+    add_common_arguments(p, "lnets")
     p.add_argument("--weights-alexnet", metavar="PATH|none",
                    help="BVLC AlexNet caffemodel both nets start from (by layer name); None = "
                         "weights/bvlc_alexnet.caffemodel; 'none' = random init (not the paper's setting)")
     p.add_argument("--images", metavar="DIR", type=Path,
                    help="the dataset's raw image folder; None = the prepared manifest's sources.images")
-    p.add_argument("--nets", metavar="DIR", type=Path,
-                   help="a `g2s gen` tree with lnets/ nets; None = generate them into the run from --variant")
-    p.add_argument("--gpus", metavar="ID", help="GPU id for training and localization (one); None = CPU")
-    p.add_argument("--keep-snapshots", type=int, metavar="K", help="None = config keep_snapshots (2)")
-    p.add_argument("--config", metavar="YAML", help="an LNetsConfig YAML (see g2s_caffe/lnets_anet/lnets_config.py)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override, e.g. solver.max_iter_lnet_o=200; repeatable")
+    add_run_arguments(p, "lnets", "training and localization", "LNetsConfig", "lnets_config.py",
+                      "solver.max_iter_lnet_o=200")
 
 
 def load_config(args) -> LNetsConfig:

@@ -34,7 +34,6 @@ from .lnets_config import LNetsConfig
 from .lnets_data import DATA_DIR
 from .lnets_method import LNET_O, LNET_S, METHOD, RUN
 
-NETS_DIR = "nets"
 PLACEHOLDER_ROOT = "LNETS_DATA"     # Data sources of the generated files, re-rooted in the run copies
 JOBS = {"lnet_o": LNET_O, "lnet_s": LNET_S}
 IMAGES = {"lnet_o": lnet_nets.WHOLE, "lnet_s": lnet_nets.HEAD_SHOULDER}
@@ -141,16 +140,9 @@ def create_or_load(req: Request) -> Run:
                                f"({', '.join(diff) or 'another method'}); rerun with the original arguments, "
                                "or use another --runs directory")
             return run
-        if req.nets is not None:
-            nets_dir = nets_folder(req.nets, req.dataset)
-        else:                                   # the same files as `g2s gen`, sized by --variant
-            from .gen import generate_lnets_tree
+        from .gen import generate_lnets_tree, run_nets
 
-            written = generate_lnets_tree(req.attrs, root / NETS_DIR, req.dataset, req.cfg.shape,
-                                          req.cfg.solver_settings(), PLACEHOLDER_ROOT,
-                                          f"g2s lnets (variant {req.cfg.variant}, generated for {req.data.root})",
-                                          req.data.count(req.monitor_split), req.monitor_split)
-            nets_dir = written[0].parent
+        nets_dir = run_nets(req, generate_lnets_tree, nets_folder, PLACEHOLDER_ROOT, "g2s lnets")
         jobs = [write_job(req, nets_dir, "lnet_o"), write_job(req, nets_dir, "lnet_s")]
         config = to_dict(req.cfg)
         config.update(identity=ident, shape=asdict(req.cfg.shape), gpus=list(req.gpus), nets=str(nets_dir),

@@ -40,7 +40,6 @@ from .faces import PREP, RUN_NAMES, lnets_weights
 from .gen import FILES as NET_FILES      # as `g2s gen` writes them under OUT/<dataset>/anet/
 from .method import FINETUNE, METHOD, PRETRAIN, RANDOM
 
-NETS_DIR = "nets"
 PATCH_DEPLOY = "patch_deploy.prototxt"
 WEIGHTS_NOTE = ("no Model A: ANet is pre-trained from random init on face identities (paper §2.2), then "
                 "fine-tuned on the attributes")
@@ -213,16 +212,9 @@ def create_or_load(req: Request) -> Run:
             config["anet_from"] = source
             nets_dir = None
         else:
-            if req.nets is not None:
-                nets_dir = nets_folder(req.nets, req.dataset)
-            else:                                   # the same files as `g2s gen`, sized by --variant
-                from .gen import generate_anet_tree
+            from .gen import generate_anet_tree, run_nets
 
-                written = generate_anet_tree(req.attrs, root / NETS_DIR, req.dataset, req.cfg.shape,
-                                             req.cfg.solver_settings(), PLACEHOLDER_ROOT,
-                                             f"g2s anet (variant {req.cfg.variant}, generated for {req.data.root})",
-                                             req.data.count(req.monitor_split), req.monitor_split)
-                nets_dir = written[0].parent
+            nets_dir = run_nets(req, generate_anet_tree, nets_folder, PLACEHOLDER_ROOT, "g2s anet")
             jobs = [write_job(req, nets_dir, "pretrain"), write_job(req, nets_dir, "finetune")]
             config["nets"] = str(nets_dir)
         run = Run(root=root, run=req.run_name, dataset=req.dataset, data=str(req.data.root.resolve()),
