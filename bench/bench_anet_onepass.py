@@ -1,7 +1,7 @@
 """ANet features of every test patch of a face: patch by patch vs the one-pass net (the
 interweaved operation, Fig. 5 of the LNets+ANet paper), same weights, same faces, same run.
 
-Baselines, both the same patch net (g2s_caffe/lnets_anet/nets.py: patch_deploy):
+Baselines, both the same patch net (g2s_caffe/methods/anet/nets.py: patch_deploy):
   patch-by-patch  one forward per patch (the paper's "naive patch-by-patch scanning")
   batched         all patches of a face in one batch (C1/C2 still computed per patch)
 against onepass_deploy on the whole region.  Faces: real photographs (scikit-image's
@@ -30,7 +30,7 @@ def faces(size: int, count: int) -> np.ndarray:
     import cv2
     from skimage import data
 
-    from g2s_caffe.lnets_anet import params as hp
+    from g2s_caffe.methods.anet import params as hp
 
     img = data.astronaut()[:, :, ::-1]
     crops = [img[20 + 10 * k:300 + 10 * k, 110 + 5 * k:390 + 5 * k] for k in range(count)]
@@ -43,7 +43,7 @@ def nets_for(shape, tmp: Path):
     import caffe
     from google.protobuf import text_format
 
-    from g2s_caffe.lnets_anet import nets
+    from g2s_caffe.methods.anet import nets
 
     def write(proto, name):
         path = tmp / f"{name}.prototxt"
@@ -73,8 +73,8 @@ def timed(fn, regions, rounds: int) -> tuple[float, list]:
 
 
 def bench(variant: str, rounds: int, n_faces: int) -> float:
-    from g2s_caffe.lnets_anet import nets
-    from g2s_caffe.lnets_anet import params as hp
+    from g2s_caffe.methods.anet import nets
+    from g2s_caffe.methods.anet import params as hp
 
     shape = hp.ANET_VARIANTS[variant][0]
     p = shape.patch_size

@@ -1,5 +1,5 @@
 """LNets' candidate windows: every window of the C5 grid, scored exactly with an integral image
-(our choice, g2s_caffe/lnets_anet/localize.py) vs EdgeBox proposals (the paper: 500 per image,
+(our choice, g2s_caffe/methods/lnets/localize.py) vs EdgeBox proposals (the paper: 500 per image,
 opencv-contrib's cv2.ximgproc.createEdgeBoxes on an edge map without the structured-edge model).
 
 Images: the demo's (data_prep/demo_data.py: real faces re-composed, 170-230 px wide) with their
@@ -38,7 +38,7 @@ IOUS = (0.5, 0.7, 0.8)
 
 def demo_images(count: int, seed: int = 2018):
     from data_prep import demo_data
-    from g2s_caffe.lnets_anet.boxes import xywh_to_xyxy
+    from g2s_caffe.methods.lnets.boxes import xywh_to_xyxy
 
     photos = demo_data.load_photos()
     out = []
@@ -52,9 +52,9 @@ def demo_images(count: int, seed: int = 2018):
 def geometry():
     from caffe.proto import caffe_pb2
 
-    from g2s_caffe.jobs.protofiles import read_text_proto
-    from g2s_caffe.lnets_anet.localize import Geometry
-    from g2s_caffe.paths import repo_root
+    from g2s_caffe.core.nets.protofiles import read_text_proto
+    from g2s_caffe.methods.lnets.localize import Geometry
+    from g2s_caffe.core.paths import repo_root
 
     deploy = repo_root() / "prototxt" / "celeba" / "lnets" / "lnet_o_deploy.prototxt"
     return Geometry.from_net(read_text_proto(deploy, caffe_pb2.NetParameter()))
@@ -62,7 +62,7 @@ def geometry():
 
 def stage_views(img, ref, size: int):
     """(view image, reference box in the view, view px -> image px scale) for both stages."""
-    from g2s_caffe.lnets_anet import lnet_infer as li
+    from g2s_caffe.methods.lnets import infer as li
 
     small, back = li.resize_longer(img, size)
     whole = (small, ref / back)
@@ -76,7 +76,7 @@ def stage_views(img, ref, size: int):
 
 def grid_candidates(view, geo, rng):
     """All grid windows of the view's map, scored on a (random) map: (boxes, seconds)."""
-    from g2s_caffe.lnets_anet import localize as lz
+    from g2s_caffe.methods.lnets import localize as lz
 
     h, w = view.shape[:2]
     t0 = time.perf_counter()
@@ -91,7 +91,7 @@ def grid_candidates(view, geo, rng):
 
 def edgebox_candidates(view, geo, rng, edges_kind: str):
     """EdgeBoxes' proposals on the view, snapped to the map's cells and scored the same way."""
-    from g2s_caffe.lnets_anet import localize as lz
+    from g2s_caffe.methods.lnets import localize as lz
 
     t0 = time.perf_counter()
     gray = cv2.cvtColor(view, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255
@@ -133,8 +133,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=300)
     args = ap.parse_args()
-    from g2s_caffe.lnets_anet import lnets_params as hp
-    from g2s_caffe.lnets_anet.boxes import iou_matrix
+    from g2s_caffe.methods.lnets import params as hp
+    from g2s_caffe.methods.lnets.boxes import iou_matrix
 
     have_eb = hasattr(cv2, "ximgproc")
     geo, rng = geometry(), np.random.default_rng(0)

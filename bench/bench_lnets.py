@@ -1,4 +1,4 @@
-"""LNets (LNet_o -> LNet_s -> face window, g2s_caffe/lnets_anet/lnet_infer.py) vs our MTCNN port
+"""LNets (LNet_o -> LNet_s -> face window, g2s_caffe/methods/lnets/infer.py) vs our MTCNN port
 (data_prep/mtcnn), ms per 300x300 image, same images, same process; plus ANet's one pass per
 face (bench/bench_anet_onepass.py's nets) so that the whole LNets+ANet chain has a figure.
 
@@ -61,9 +61,9 @@ def bench_lnets(variant: str, imgs, rounds: int, tmp: Path) -> dict[str, float]:
     import caffe
     from google.protobuf import text_format
 
-    from g2s_caffe.lnets_anet import lnet_infer as li
-    from g2s_caffe.lnets_anet import lnet_nets, localize
-    from g2s_caffe.lnets_anet import lnets_params as hp
+    from g2s_caffe.methods.lnets import infer as li
+    from g2s_caffe.methods.lnets import nets as lnet_nets, localize
+    from g2s_caffe.methods.lnets import params as hp
 
     shape = hp.LNET_VARIANTS[variant][0]
     path = tmp / f"{variant}_deploy.prototxt"
@@ -88,8 +88,8 @@ def bench_anet(variant: str, rounds: int, tmp: Path) -> float:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_anet_onepass import faces, nets_for
 
-    from g2s_caffe.lnets_anet import nets
-    from g2s_caffe.lnets_anet import params as hp
+    from g2s_caffe.methods.anet import nets
+    from g2s_caffe.methods.anet import params as hp
 
     shape = hp.ANET_VARIANTS[variant][0]
     _, _, onepass = nets_for(shape, tmp)
@@ -110,7 +110,7 @@ def main() -> int:
     import caffe
 
     from data_prep.mtcnn import MTCNN
-    from g2s_caffe.lnets_anet import loc_eval
+    from g2s_caffe.methods.lnets import loc_eval
 
     caffe.set_mode_cpu()
     imgs = images()

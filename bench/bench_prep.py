@@ -59,7 +59,7 @@ def source_faces() -> list[tuple[np.ndarray, np.ndarray]]:
 
 def make_dataset(root: Path, n: int) -> None:
     """A raw-layout CelebA of n pictures, 500x400 (W x H) like the typical raw image."""
-    from g2s_caffe.attributes import default_attributes
+    from g2s_caffe.core.attributes import default_attributes
     from data_prep import align as al
 
     faces = source_faces()
@@ -119,7 +119,7 @@ def crop_psnr(files: list[Path], size: int, quality: int) -> float:
     """Mean PSNR of the 8 crops after a JPEG round trip at this quality."""
     from data_prep import align as al
     from data_prep.mtcnn import MTCNN
-    from g2s_caffe.crops import CROP_SCHEMES
+    from g2s_caffe.core.crops import CROP_SCHEMES
 
     det, psnrs = MTCNN(), []
     for f in files:
@@ -157,7 +157,7 @@ def eye_errors(root: Path, out: Path) -> np.ndarray:
 def run_prep(root: Path, out: Path, workers: int, size: int, quality: int, min_face: str) -> tuple[float, dict]:
     from data_prep.celeba import read_celeba
     from data_prep.prep import prepare
-    from g2s_caffe.crops import CROP_SCHEMES
+    from g2s_caffe.core.crops import CROP_SCHEMES
 
     index = read_celeba(root)
     t = time.perf_counter()

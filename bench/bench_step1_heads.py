@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tqdm import tqdm  # noqa: E402
 
-from g2s_caffe import params as hp  # noqa: E402
-from g2s_caffe.attributes import default_attributes  # noqa: E402
+from g2s_caffe.methods.g2s import params as hp  # noqa: E402
+from g2s_caffe.core.attributes import default_attributes  # noqa: E402
 
 CAFFE = Path(sys.executable).parent / "caffe"
 FWD_BWD = re.compile(r"Average Forward-Backward: ([\d.]+) ms")
@@ -39,7 +39,7 @@ def timing_nets(shape: hp.NetShape, batch: int, folder: Path) -> dict[str, Path]
     """Step-1 and single-head train nets (TRAIN phase, Input layers) as prototxt files."""
     import caffe
 
-    from g2s_caffe import nets
+    from g2s_caffe.methods.g2s import nets
 
     names = default_attributes("celeba").names
     data = nets.DataSpec("unused", "train", "val", "a", batch, batch)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from g2s_caffe.crops import CROP_SCHEMES, crop_box
+from g2s_caffe.core.crops import CROP_SCHEMES, crop_box
 
 MAX_LANDMARK_ERROR = 0.5
 MIN_IOU = 0.3

@@ -1,6 +1,6 @@
 """Set-up time assets from registry packages (run by `make setup`): idempotent, cached.
 
-Each step is a function that makes its asset exist under g2s_caffe.paths.assets_dir()
+Each step is a function that makes its asset exist under g2s_caffe.core.paths.assets_dir()
 and returns quickly when it already does.
 """
 from __future__ import annotations

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from g2s_caffe import layout
-from g2s_caffe.errors import G2SError
+from g2s_caffe.core import layout
+from g2s_caffe.core.errors import G2SError
 
-from .records import DatasetIndex, ImageRecord
+from data_prep.records import DatasetIndex, ImageRecord
 
 SPLIT_CODES = {"0": "train", "1": "val", "2": "test"}
 IDENTITY_FILE = layout.CELEBA_IDENTITY_FILE
@@ -161,7 +161,7 @@ def read_celeba(root: Path, aligned: bool = False, missing: str = "error",
     ``missing``: "error" (an image listed but not on disk stops the run, naming it) or
     "report" (the record is kept with on_disk=False and ends in the report as "missing").
     """
-    from .align import box_from_landmarks
+    from data_prep.align import box_from_landmarks
 
     root = Path(root)
     files = files or {}

@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import align as al
-from .images import load_image
+from data_prep import align as al
+from data_prep.images import load_image
 
 LANDMARK_COLOURS = [(0, 255, 0), (0, 255, 0), (0, 200, 255), (255, 0, 255), (255, 0, 255)]  # BGR
 TILE = 128
@@ -56,6 +56,6 @@ def write_contact_sheet(path: Path, samples, schemes: list[str]) -> Path:
     ok, buf = cv2.imencode(".png", sheet)
     if not ok:
         raise RuntimeError("PNG encoding failed")
-    from g2s_caffe.atomic import write_atomic
+    from g2s_caffe.core.atomic import write_atomic
 
     return write_atomic(Path(path), buf.tobytes())

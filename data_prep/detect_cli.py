@@ -24,7 +24,7 @@ def read_image(path: str):
     """BGR uint8 image, or raise G2SError naming the file."""
     import cv2
     import numpy as np
-    from g2s_caffe.errors import G2SError
+    from g2s_caffe.core.errors import G2SError
     p = Path(path)
     if not p.is_file():
         raise G2SError(f"{path}: no such file; check the path")
@@ -49,7 +49,7 @@ def _table(path: str, faces) -> str:
 
 
 def run(args) -> int:
-    from g2s_caffe.errors import G2SError
+    from g2s_caffe.core.errors import G2SError
     from data_prep.mtcnn import MTCNN
     det = MTCNN(min_face=args.min_face, factor=args.factor, thresholds=tuple(args.thresholds))
     results, failed = [], 0

@@ -1,7 +1,7 @@
-"""The identities LMDB of each prepared split (g2s_caffe/layout.py): written after the image
+"""The identities LMDB of each prepared split (g2s_caffe/core/layout.py): written after the image
 LMDBs, from their keys, so identities can also be added to a dataset prepared without them.
 
-Only the LNets+ANet baseline reads identities (identity pre-training, g2s_caffe/lnets_anet/);
+Only the LNets+ANet baseline reads identities (identity pre-training, g2s_caffe/methods/lnets_anet/);
 G2S does not.  When the dataset gives none (CelebA without identity_CelebA.txt) the manifest
 says ``"identities": false`` with the reason, and `g2s anet` asks for the file.  Rerunning the
 same `g2s prep` once the file is in place writes the identities without detecting again: the
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import lmdb
 
-from g2s_caffe import layout
-from g2s_caffe.errors import G2SError
+from g2s_caffe.core import layout
+from g2s_caffe.core.errors import G2SError
 
-from .lmdb_build import INITIAL_MAP_SIZE, ResumableLmdb, content_sha256, discard
-from .records import DatasetIndex
+from data_prep.lmdb_build import INITIAL_MAP_SIZE, ResumableLmdb, content_sha256, discard
+from data_prep.records import DatasetIndex
 
 
 def mapping_sha256(index: DatasetIndex) -> str:

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from g2s_caffe.errors import G2SError
+from g2s_caffe.core.errors import G2SError
 
-from .records import DatasetIndex, ImageRecord
+from data_prep.records import DatasetIndex, ImageRecord
 
 LFW_ENLARGEMENT = 2.2
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import lmdb
 
-from g2s_caffe import layout
+from g2s_caffe.core import layout
 
 INITIAL_MAP_SIZE = 64 << 20
 

@@ -23,9 +23,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from g2s_caffe.atomic import write_atomic
-from g2s_caffe.errors import G2SError
-from g2s_caffe.paths import assets_dir
+from g2s_caffe.core.atomic import write_atomic
+from g2s_caffe.core.errors import G2SError
+from g2s_caffe.core.paths import assets_dir
 
 INSIGHTFACE_WHEEL = "insightface-2.1-py3-none-any.whl"
 INSIGHTFACE_SHA256 = "dcd58ee79d99d689572477315f3149353afd65a36dc575f597cbb217a7bde399"

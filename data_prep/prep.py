@@ -12,7 +12,7 @@ In three resumable phases (kill -9 at any time; rerun the same command):
    renamed into place when complete; then OUT/<split>/report.csv.
 Last, OUT/<split>/identities_lmdb when the dataset gives identities (data_prep/identities.py),
 OUT/contact_sheet.png and OUT/manifest.json (atomically).  The on-disk format is
-g2s_caffe/layout.py.  A run over a finished OUT with the same options does nothing.
+g2s_caffe/core/layout.py.  A run over a finished OUT with the same options does nothing.
 """
 from __future__ import annotations
 
@@ -26,17 +26,17 @@ import platform
 import sys
 from pathlib import Path
 
-from g2s_caffe import layout
-from g2s_caffe.atomic import write_atomic
-from g2s_caffe.crops import CROP_SCHEMES
-from g2s_caffe.errors import G2SError
+from g2s_caffe.core import layout
+from g2s_caffe.core.atomic import write_atomic
+from g2s_caffe.core.crops import CROP_SCHEMES
+from g2s_caffe.core.errors import G2SError
 
-from . import align as al
-from .detection_cache import DetectionCache
-from .identities import sync_identities
-from .images import BadImage, load_image
-from .lmdb_build import INITIAL_MAP_SIZE, ResumableLmdb, content_sha256
-from .records import DatasetIndex, ImageRecord
+from data_prep import align as al
+from data_prep.detection_cache import DetectionCache
+from data_prep.identities import sync_identities
+from data_prep.images import BadImage, load_image
+from data_prep.lmdb_build import INITIAL_MAP_SIZE, ResumableLmdb, content_sha256
+from data_prep.records import DatasetIndex, ImageRecord
 
 STATES = ("detected", "fallback", "discarded", "missing")
 KEPT = ("detected", "fallback")
@@ -305,7 +305,7 @@ def prepare(index: DatasetIndex, out: Path, *, schemes: list[str], splits: list[
             contact_samples: int = 4, min_face: str = "auto", attribute_list: dict | None = None) -> dict:
     """Run the whole pipeline into ``out``; returns the manifest.  ``attribute_list``
     (attribute_record) goes into the manifest, so `g2s train` finds the list's crops."""
-    from .contact_sheet import write_contact_sheet
+    from data_prep.contact_sheet import write_contact_sheet
 
     out = Path(out)
     available = index.splits()
@@ -390,7 +390,7 @@ def add_arguments(p) -> None:
     p.add_argument("dataset", choices=("celeba", "lfwa"), help="which dataset layout --root holds")
     p.add_argument("--root", type=Path, required=True,
                    help="celeba: img_celeba/ + list_*.txt (also in Anno/, Eval/); lfwa: lfw/ + the two .mat files")
-    p.add_argument("--out", type=Path, required=True, help="output directory (resumable; see g2s_caffe/layout.py)")
+    p.add_argument("--out", type=Path, required=True, help="output directory (resumable; see g2s_caffe/core/layout.py)")
     p.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="processes (one MTCNN each)")
     p.add_argument("--splits", default=None, help="comma list of train,val,test; none = all the dataset has")
     p.add_argument("--schemes", default=",".join(CROP_SCHEMES), help="crop schemes to write (paper §2.2)")
@@ -429,7 +429,7 @@ def attribute_list(spec: str):
     """--attributes: a packaged list's name (g2s_caffe/data/attributes/NAME.yaml) or a YAML file."""
     from importlib import resources
 
-    from g2s_caffe.attributes import load_attributes
+    from g2s_caffe.core.attributes import load_attributes
 
     path = Path(spec)
     if not path.is_file():
@@ -490,7 +490,7 @@ def read_dataset(args) -> tuple[DatasetIndex, object]:
     """(the dataset's images with the label columns of --attributes, that AttributeList)."""
     attrs = attribute_list(args.attributes or args.dataset)
     if args.dataset == "celeba":
-        from .celeba import read_celeba
+        from data_prep.celeba import read_celeba
         files = {"images": args.images, "attr": args.attr_file, "partition": args.partition_file,
                  "bbox": args.bbox_file, "landmarks": args.landmarks_file, "identities": args.identity_file}
         index = read_celeba(args.root, aligned=args.aligned, missing=args.missing,
@@ -499,7 +499,7 @@ def read_dataset(args) -> tuple[DatasetIndex, object]:
     if args.aligned or args.bbox_file or args.partition_file or args.landmarks_file or args.identity_file:
         raise G2SError("--aligned, --bbox-file, --partition-file, --landmarks-file and --identity-file are "
                        "CelebA options (LFW's identities are its folder names)")
-    from .lfwa import read_lfwa
+    from data_prep.lfwa import read_lfwa
     files = {"images": args.images, "attr": args.attr_file, "indices": args.indices_file}
     index = read_lfwa(args.root, missing=args.missing, files={k: v for k, v in files.items() if v})
     # The release spells AttrName its own way: its 40 columns are the packaged list's, in order.

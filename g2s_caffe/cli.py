@@ -11,21 +11,21 @@ import importlib
 import os
 import sys
 
-from . import __version__
-from .errors import G2SError
+from g2s_caffe import __version__
+from g2s_caffe.core.errors import G2SError
 
 # (name, module, one line for `g2s --help`)
 COMMANDS: list[tuple[str, str, str]] = [
     ("prep", "data_prep.prep", "detect, align and crop CelebA/LFWA into per-scheme LMDBs (paper §2.2, §3.1)"),
-    ("eval", "g2s_caffe.evaluate", "evaluate runs' final nets on a split: probabilities, accuracy, balanced accuracy"),
-    ("compare", "g2s_caffe.compare", "put accuracies next to the paper's Tables 1-3 (Markdown, CSV, PNG)"),
-    ("predict", "g2s_caffe.predict", "detect faces in photographs and predict their attributes with a run's nets"),
-    ("crop-search", "g2s_caffe.crop_search", "choose each attribute's crop scheme by brief fine-tunes on the validation split"),
-    ("gen", "g2s_caffe.gen", "write the nets and solvers of Steps 1-3 for an attribute list (prototxt/)"),
-    ("train", "g2s_caffe.train.cli", "train Steps 1-3 with caffe train: resumable runs, ablations, GPUs, Slurm/k8s"),
-    ("lnets", "g2s_caffe.lnets_anet.lnets_cli", "train the LNets+ANet baseline's LNets: face localization from attribute tags"),
-    ("localize", "g2s_caffe.lnets_anet.localize_cli", "localize faces with trained LNets: windows, pictures, Fig. 7 vs MTCNN"),
-    ("anet", "g2s_caffe.lnets_anet.cli", "train the LNets+ANet baseline's ANet (on prep boxes or LNets' faces), SVMs"),
+    ("eval", "g2s_caffe.core.evaluation.evaluate", "evaluate runs' final nets on a split: probabilities, accuracy, balanced accuracy"),
+    ("compare", "g2s_caffe.core.evaluation.compare", "put accuracies next to the paper's Tables 1-3 (Markdown, CSV, PNG)"),
+    ("predict", "g2s_caffe.methods.g2s.predict", "detect faces in photographs and predict their attributes with a run's nets"),
+    ("crop-search", "g2s_caffe.methods.g2s.crop_search", "choose each attribute's crop scheme by brief fine-tunes on the validation split"),
+    ("gen", "g2s_caffe.methods.g2s.gen", "write the nets and solvers of Steps 1-3 for an attribute list (prototxt/)"),
+    ("train", "g2s_caffe.methods.g2s.train.cli", "train Steps 1-3 with caffe train: resumable runs, ablations, GPUs, Slurm/k8s"),
+    ("lnets", "g2s_caffe.methods.lnets.cli", "train the LNets+ANet baseline's LNets: face localization from attribute tags"),
+    ("localize", "g2s_caffe.methods.lnets.localize_cli", "localize faces with trained LNets: windows, pictures, Fig. 7 vs MTCNN"),
+    ("anet", "g2s_caffe.methods.anet.cli", "train the LNets+ANet baseline's ANet (on prep boxes or LNets' faces), SVMs"),
     ("detect", "data_prep.detect_cli", "find faces, 5 landmarks and scores in images (MTCNN on Caffe)"),
     ("demo", "g2s_caffe.demo", "the whole pipeline on the bundled synthetic-attribute dataset (make demo)"),
 ]

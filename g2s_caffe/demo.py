@@ -19,7 +19,7 @@ Stages, each reused when a rerun finds it finished with the same settings:
   eval    both runs and both ANet runs on the test split (g2s eval)
   report  the demo's Table 1 (per attribute: Step 1 alone vs all three steps, 95 % intervals, and
           which differences are real at 5 %: exact McNemar with Holm's correction, paired
-          bootstrap of the mean difference; g2s_caffe/paired.py), curves, report.md
+          bootstrap of the mean difference; g2s_caffe/core/evaluation/paired.py), curves, report.md
 
 The attributes are drawn onto real faces by the generator; the numbers show the pipeline
 working end to end, not the paper's accuracies (report.md says what they do and do not show).
@@ -36,16 +36,16 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import params as hp
-from .atomic import write_atomic
-from .errors import G2SError
-from .results import RESULT_COLUMNS
+from g2s_caffe.methods.g2s import params as hp
+from g2s_caffe.core.atomic import write_atomic
+from g2s_caffe.core.errors import G2SError
+from g2s_caffe.core.evaluation.results import RESULT_COLUMNS
 
 ATTRIBUTES_FILE = Path(__file__).resolve().parent / "data" / "attributes" / "demo.yaml"
 DATASET = "demo"
 IMAGE_SIZE = 64        # the small variant's stored crop (params.SMALL_NET)
 RUNS = ("steps_1", "steps_1_2_3")
-# The LNets+ANet baseline (g2s_caffe/lnets_anet/): (table key, run = its results label and
+# The LNets+ANet baseline (g2s_caffe/methods/lnets_anet/): (table key, run = its results label and
 # directory, column).  ANet on the face boxes of `g2s prep` (MTCNN), and the system end to end:
 # ANet on the face windows LNets found, LNets trained with the attribute tags alone.
 BASELINES = (("anet", "anet_prep_boxes", "ANet on prep boxes"),
@@ -113,7 +113,7 @@ def _stage(out: Path, name: str, params: dict, fn, log) -> None:
 
 def _g2s(argv: list[str]) -> None:
     """Run another g2s subcommand in this process; its failure stops the demo, named."""
-    from .cli import COMMANDS, build_parser
+    from g2s_caffe.cli import COMMANDS, build_parser
 
     if argv[0] not in {c[0] for c in COMMANDS}:
         raise G2SError(f"`g2s {argv[0]}` is not available in this checkout; the demo needs it")
@@ -136,8 +136,8 @@ def stage_data(out: Path, plan: Plan, seed: int) -> Path:
 def stage_prep(root: Path, prepared: Path, workers: int) -> dict:
     from data_prep.celeba import read_celeba
     from data_prep.prep import attribute_record, prepare
-    from .attributes import load_attributes
-    from .crops import CROP_SCHEMES
+    from g2s_caffe.core.attributes import load_attributes
+    from g2s_caffe.core.crops import CROP_SCHEMES
 
     index = read_celeba(root)
     attrs = load_attributes(ATTRIBUTES_FILE)
@@ -212,7 +212,7 @@ def anet_cells(results: dict, a: str, n: int, majority: int) -> dict:
 # ------------------------------------------------------------------ the demo's Table 1
 def read_eval(path: Path) -> dict:
     """run -> results.RunResult of g2s eval's results CSV; both demo runs must be there."""
-    from .results import read_results
+    from g2s_caffe.core.evaluation.results import read_results
 
     runs, _ = read_results(path)
     missing = [r for r in RUNS if r not in runs]
@@ -222,9 +222,9 @@ def read_eval(path: Path) -> dict:
 
 
 def demo_paired(results: dict, path: Path):
-    """Step 1 alone (A) vs Steps 1+2+3 (B) on the same test images (g2s_caffe/paired.py)."""
-    from . import stats
-    from .compare import paired_runs
+    """Step 1 alone (A) vs Steps 1+2+3 (B) on the same test images (g2s_caffe/core/evaluation/paired.py)."""
+    from g2s_caffe.core.evaluation import stats
+    from g2s_caffe.core.evaluation.compare import paired_runs
 
     return paired_runs(results, RUNS[0], RUNS[1], path, stats.DEFAULT_CORRECTION, stats.RESAMPLES, stats.SEED)
 
@@ -262,8 +262,8 @@ def demo_table(results: dict, names: list[str], paired) -> list[dict]:
 
 
 def table_markdown(rows: list[dict], paired) -> str:
-    from .tables import interval_text
-    from .stats import Interval
+    from g2s_caffe.core.evaluation.tables import interval_text
+    from g2s_caffe.core.evaluation.stats import Interval
 
     c = {"holm": "Holm", "bh": "BH"}[paired.correction]
     lines = ["| attribute | test images (positive) | chance (majority) | Step 1 alone [95 % CI] | "
@@ -328,9 +328,9 @@ def plot_table(rows: list[dict], path: Path) -> Path:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from .atomic import save_figure_atomic
-    from .stats import Interval
-    from .tables import error_bars
+    from g2s_caffe.core.atomic import save_figure_atomic
+    from g2s_caffe.core.evaluation.stats import Interval
+    from g2s_caffe.core.evaluation.tables import error_bars
 
     x = np.arange(len(rows))
     fig, ax = plt.subplots(figsize=(max(7, 0.8 * len(rows) + 2), 4.2))
@@ -376,8 +376,8 @@ def collect_curves(out: Path) -> list[Path]:
 
 def significance_text(rows: list[dict], paired) -> str:
     """Which of the demo's differences are real at 5 % and which are noise, in words."""
-    from . import stats
-    from .tables import interval_text
+    from g2s_caffe.core.evaluation import stats
+    from g2s_caffe.core.evaluation.tables import interval_text
 
     real = [r["attribute"] for r in rows if r["real"]]
     noise = [r["attribute"] for r in rows if not r["real"]]
@@ -398,9 +398,9 @@ def significance_text(rows: list[dict], paired) -> str:
 
 def lnets_text(out: Path) -> str:
     """The report's LNets section, from the files the stages wrote."""
-    from .runs import load_run
-    from .tables import interval_text
-    from .stats import Interval
+    from g2s_caffe.core.runs import load_run
+    from g2s_caffe.core.evaluation.tables import interval_text
+    from g2s_caffe.core.evaluation.stats import Interval
 
     loc = json.loads((out / LOCALIZATION / "summary.json").read_text())
     th = load_run(out / "runs" / LNETS_DIR).stages["threshold"]
@@ -439,7 +439,7 @@ attributes are predicted from the best window anyway: mean accuracy {pct(faces['
 
 def anet_people(out: Path) -> str:
     try:
-        from .runs import load_run
+        from g2s_caffe.core.runs import load_run
 
         return str(load_run(out / "runs" / ANET_DIR).stages["data"]["identities"])
     except (G2SError, KeyError):
@@ -554,7 +554,7 @@ def run(args) -> int:
     base = {"plan": asdict(plan), "seed": seed, "data": str(data_root), "generator": demo_data.GENERATOR_VERSION}
     _stage(out, "prep", base, lambda: stage_prep(data_root, prepared, args.workers), log)
 
-    from .layout import open_prepared
+    from g2s_caffe.core.layout import open_prepared
     data = open_prepared(prepared)
     monitor = data.count("val")
     _stage(out, "gen", {**base, "argv": gen_argv(out, prepared, plan, monitor)},
@@ -575,7 +575,7 @@ def run(args) -> int:
     # The results format is part of the stage: an eval_test.csv of an older format is redone.
     _stage(out, "eval", {**base, "argv": eval_argv, "columns": RESULT_COLUMNS}, lambda: _g2s(eval_argv), log)
 
-    from .attributes import load_attributes
+    from g2s_caffe.core.attributes import load_attributes
     names = load_attributes(ATTRIBUTES_FILE).names
     results = read_eval(eval_csv)
     for run_name in (ANET_RUN, E2E_RUN):

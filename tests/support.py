@@ -15,7 +15,7 @@ import cv2
 import lmdb
 import numpy as np
 
-from g2s_caffe import layout
+from g2s_caffe.core import layout
 
 
 def synthetic_face(labels, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -50,7 +50,7 @@ def _sha_dir(path: Path) -> str:
 def make_tiny_prepared(root: Path, attributes: list[str], counts: dict[str, int] | None = None,
                        size: int = 32, schemes: tuple[str, ...] = ("a",), seed: int = 0,
                        jpeg_quality: int = 95, dataset: str = "tiny", people: int | None = None) -> Path:
-    """Write a prepared dataset at ``root`` and return it (see g2s_caffe.layout).
+    """Write a prepared dataset at ``root`` and return it (see g2s_caffe.core.layout).
 
     ``people``: also write identities_lmdb, image i of a split being person
     ``PERSON_BASE[split] + i % people`` (each split its own people, as CelebA's splits)."""
@@ -122,7 +122,7 @@ def make_raw_prepared(root: Path, attributes: list[str], counts: dict[str, int],
     """A prepared dataset (labels, identities and scheme "c" LMDBs) whose manifest points at raw
     images with a face-box file, as `g2s prep celeba` records them (sources.images, sources.bbox in
     CelebA's list_bbox_celeba.txt format): what LNets and LNets+ANet read.  Returns ``root``."""
-    from g2s_caffe.crops import crop_box
+    from g2s_caffe.core.crops import crop_box
 
     rng = np.random.default_rng(seed)
     root = Path(root)
@@ -175,7 +175,7 @@ def make_raw_prepared(root: Path, attributes: list[str], counts: dict[str, int],
 def check_finished_run(run, job_ids, stage_names) -> None:
     """Every job of a finished run has intact final weights, a fingerprint and its curves; every
     stage is done and each of its outputs is there with the sha256 the manifest recorded."""
-    from g2s_caffe.runs import sha256_file
+    from g2s_caffe.core.runs import sha256_file
 
     for jid in job_ids:
         job = run.job(jid)

@@ -11,7 +11,7 @@ from skimage import data as skdata
 
 from data_prep import align as al
 from data_prep.images import BadImage, load_image
-from g2s_caffe.crops import CROP_SCHEMES, crop_box
+from g2s_caffe.core.crops import CROP_SCHEMES, crop_box
 
 # The astronaut's face in skimage.data.astronaut() (measured once with an MTCNN): x1 y1 x2 y2, 5 points.
 ASTRO_BOX = (179.0, 60.0, 268.0, 173.0)

@@ -58,7 +58,7 @@ def g2s(*argv, check=True):
 @pytest.fixture(scope="module")
 def chain(tiny):
     """`g2s anet` killed (SIGKILL) during pre-training once it has snapshots, then rerun."""
-    from g2s_caffe.runs import load_run
+    from g2s_caffe.core.runs import load_run
 
     runs = tiny / "runs"
     snaps = runs / RUN / "pretrain" / "snapshots"
@@ -78,7 +78,7 @@ def chain(tiny):
     # What the rerun resumes from: a snapshot pair the shared runner accepts.  The siamese net's
     # two branches share their params by name: both layers store the blobs, the solverstate has
     # one history per distinct param.
-    from g2s_caffe.jobs.runner import check_snapshot, snapshots
+    from g2s_caffe.core.jobs.runner import check_snapshot, snapshots
     why = [check_snapshot(s) for s in snapshots(snaps.parent, "anet_pretrain")]
     assert any(w is None for w in why), f"no pre-training snapshot is usable for a resume: {why}"
     r = g2s(*anet_cmd(tiny, runs)[3:])
@@ -86,7 +86,7 @@ def chain(tiny):
 
 
 def test_resumed_run_finishes_with_a_consistent_manifest(chain):
-    from g2s_caffe.runs import load_run
+    from g2s_caffe.core.runs import load_run
 
     root, its, r = chain
     run = load_run(root)
@@ -133,8 +133,8 @@ def test_the_data_stage_pairs_each_image_with_another_of_its_person(chain):
     from caffe.proto import caffe_pb2
 
     from data_prep.lmdb_build import read_items
-    from g2s_caffe import layout
-    from g2s_caffe.lnets_anet.params import SMALL_ANET
+    from g2s_caffe.core import layout
+    from g2s_caffe.methods.anet.params import SMALL_ANET
 
     root, _, _ = chain
     d = root / "data" / "train"
@@ -159,7 +159,7 @@ def test_the_data_stage_pairs_each_image_with_another_of_its_person(chain):
 
 
 def test_eval_writes_the_same_outputs_as_g2s_and_compare_reads_them(chain, tmp_path):
-    from g2s_caffe.predictions import load_predictions
+    from g2s_caffe.core.evaluation.predictions import load_predictions
 
     root, _, _ = chain
     out = tmp_path / "eval_test.csv"
@@ -200,10 +200,10 @@ def test_data_stage_and_features_resume_after_an_interruption(chain, tiny, tmp_p
     """A crash half-way through the data stage or the features leaves committed parts that the
     rerun continues from; the results equal an uninterrupted build's."""
     from data_prep.lmdb_build import content_sha256
-    from g2s_caffe import layout
-    from g2s_caffe.lnets_anet import data as anet_data, features, stages
-    from g2s_caffe.lnets_anet.params import SMALL_ANET
-    from g2s_caffe.runs import load_run
+    from g2s_caffe.core import layout
+    from g2s_caffe.methods.anet import data as anet_data, features, stages
+    from g2s_caffe.methods.anet.params import SMALL_ANET
+    from g2s_caffe.core.runs import load_run
 
     data = layout.open_prepared(tiny / "data")
     real = anet_data.region_jpeg
@@ -257,7 +257,7 @@ def test_data_stage_and_features_resume_after_an_interruption(chain, tiny, tmp_p
 def test_lfwa_protocol_reuses_an_anet_run_and_trains_only_the_svms(chain, tmp_path):
     """--anet-from: the CelebA run's fine-tuned ANet, SVMs on the other dataset's train split
     (LFWA has no val split), no Caffe job trained here."""
-    from g2s_caffe.runs import load_run
+    from g2s_caffe.core.runs import load_run
 
     root, _, _ = chain
     make_tiny_prepared(tmp_path / "lfwa", NAMES, counts={"train": 20, "test": 12}, size=32, schemes=("c",),

@@ -32,7 +32,7 @@ def _face_regions(size: int, count: int) -> np.ndarray:
     import cv2
     from skimage import data
 
-    from g2s_caffe.lnets_anet import params as hp
+    from g2s_caffe.methods.anet import params as hp
 
     out = []
     for img in (data.astronaut()[:300, 100:400], data.coffee()[:, :400])[:count]:
@@ -45,8 +45,8 @@ def _face_regions(size: int, count: int) -> np.ndarray:
 def test_onepass_features_equal_patch_by_patch(variant, tmp_path):
     import caffe
 
-    from g2s_caffe.lnets_anet import nets
-    from g2s_caffe.lnets_anet import params as hp
+    from g2s_caffe.methods.anet import nets
+    from g2s_caffe.methods.anet import params as hp
 
     caffe.set_mode_cpu()
     shape = hp.ANET_VARIANTS[variant][0]
@@ -87,7 +87,7 @@ def test_committed_anet_files_have_what_the_paper_fixes():
     """Read the committed files back with caffe_pb2 (not the generator's objects)."""
     from caffe.proto import caffe_pb2
 
-    from g2s_caffe.lnets_anet import params as hp
+    from g2s_caffe.methods.anet import params as hp
 
     pre = _read(COMMITTED / "pretrain_train_val.prototxt", caffe_pb2.NetParameter())
     fine = _read(COMMITTED / "finetune_train_val.prototxt", caffe_pb2.NetParameter())
@@ -143,7 +143,7 @@ def test_committed_anet_files_have_what_the_paper_fixes():
 def _train_net(tmp_path, proto, batch, labels):
     import caffe
 
-    from g2s_caffe.nets import with_inputs
+    from g2s_caffe.methods.g2s.nets import with_inputs
 
     return caffe.Net(_net_file(tmp_path, with_inputs(proto, batch, labels), proto.name), caffe.TRAIN)
 
@@ -151,8 +151,8 @@ def _train_net(tmp_path, proto, batch, labels):
 def test_pretraining_shares_weights_and_computes_the_similarity_loss(tmp_path):
     import caffe
 
-    from g2s_caffe.lnets_anet import nets
-    from g2s_caffe.lnets_anet import params as hp
+    from g2s_caffe.methods.anet import nets
+    from g2s_caffe.methods.anet import params as hp
 
     caffe.set_mode_cpu()
     shape, batch = hp.SMALL_ANET, 4
@@ -175,8 +175,8 @@ def test_pretraining_shares_weights_and_computes_the_similarity_loss(tmp_path):
 def test_finetuning_loss_is_the_sum_of_the_attributes_cross_entropies(tmp_path):
     import caffe
 
-    from g2s_caffe.lnets_anet import nets
-    from g2s_caffe.lnets_anet import params as hp
+    from g2s_caffe.methods.anet import nets
+    from g2s_caffe.methods.anet import params as hp
 
     caffe.set_mode_cpu()
     shape, batch, names = hp.SMALL_ANET, 2, ["A", "B", "C"]
@@ -199,9 +199,9 @@ def test_committed_training_nets_load_and_run_on_lmdbs_of_their_size(tmp_path):
     import caffe
     from caffe.proto import caffe_pb2
 
-    from g2s_caffe.attributes import default_attributes
-    from g2s_caffe.lnets_anet import params as hp
-    from g2s_caffe.nets import reroot_sources
+    from g2s_caffe.core.attributes import default_attributes
+    from g2s_caffe.methods.anet import params as hp
+    from g2s_caffe.methods.g2s.nets import reroot_sources
     from support import make_tiny_prepared
 
     caffe.set_mode_cpu()

@@ -1,4 +1,4 @@
-"""The LNets+ANet SVM stage (g2s_caffe/lnets_anet/svm.py) on features with a known answer:
+"""The LNets+ANet SVM stage (g2s_caffe/methods/anet/svm.py) on features with a known answer:
 every attribute is a known linear rule of the patch features, so a correct stage recovers it;
 the held-out part is whole identities; p >= 0.5 is exactly the SVM's sign; the one-class rule."""
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from g2s_caffe import metrics
-from g2s_caffe.lnets_anet import params as hp
-from g2s_caffe.lnets_anet import svm
+from g2s_caffe.core.evaluation import metrics
+from g2s_caffe.methods.anet import params as hp
+from g2s_caffe.methods.anet import svm
 
 D, P = 12, 9
 SETTINGS = svm.SVMSettings(c_grid=hp.SVM_C_GRID, held_out_fraction=hp.SVM_HELD_OUT_FRACTION, seed=3)

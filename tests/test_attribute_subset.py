@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from data_prep.lmdb_build import read_items
-from g2s_caffe import cli, layout
+from g2s_caffe import cli
+from g2s_caffe.core import layout
 
 pytestmark = pytest.mark.caffe
 

@@ -6,7 +6,8 @@ import io
 
 import pytest
 
-from g2s_caffe import cli, published
+from g2s_caffe import cli
+from g2s_caffe.core.evaluation import published
 
 
 def _write(path, header, rows):
@@ -150,7 +151,7 @@ def test_counts_give_intervals_and_the_paper_inside_count(tmp_path, capsys):
     rc, out, err = _g2s(capsys, res, "--format", "csv", "--out", tmp_path / "o")
     assert rc == 0, err
     by = {r["attribute"]: r for r in csv.DictReader(io.StringIO(out))}
-    from g2s_caffe import stats
+    from g2s_caffe.core.evaluation import stats
     iv = stats.wilson_interval(997, 1000).scaled(100)            # Eyeglasses: 99.7 % of 1000
     assert by["Eyeglasses"]["reproduced_lo"] == f"{iv.lo:.2f}" and by["Eyeglasses"]["reproduced_hi"] == f"{iv.hi:.2f}"
     assert by["Eyeglasses"]["paper_inside"] == "yes" and by["Bald"]["paper_inside"] == "no"
@@ -169,8 +170,8 @@ def _eval_like_results(tmp_path, n=300, seed=0):
     images, so that difference is real; the others differ by chance (5 % of decisions flipped)."""
     import numpy as np
 
-    from g2s_caffe import metrics, results
-    from g2s_caffe.predictions import save_predictions
+    from g2s_caffe.core.evaluation import metrics, results
+    from g2s_caffe.core.evaluation.predictions import save_predictions
 
     t = published.load_table("celeba")
     names = list(t.attributes)
@@ -223,7 +224,7 @@ def test_results_with_predictions_give_mean_intervals_and_table1(tmp_path, capsy
 def test_paired_comparison_of_two_runs(tmp_path, capsys):
     import numpy as np
 
-    from g2s_caffe import stats
+    from g2s_caffe.core.evaluation import stats
 
     res, names, (right1, right3, labels) = _eval_like_results(tmp_path)
     rc, out, err = _g2s(capsys, res, "--paired", "steps_1", "steps_1_2_3", "--format", "csv", "--resamples", "400",
@@ -260,7 +261,7 @@ def test_paired_comparison_of_two_runs(tmp_path, capsys):
 def test_paired_needs_predictions_and_matching_images(tmp_path, capsys):
     import numpy as np
 
-    from g2s_caffe.predictions import load_predictions, save_predictions
+    from g2s_caffe.core.evaluation.predictions import load_predictions, save_predictions
 
     t = published.load_table("celeba")
     bare = _write(tmp_path / "bare.csv", ["run", "attribute", "accuracy"],

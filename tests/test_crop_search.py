@@ -17,8 +17,8 @@ ATTRS = ["Bald", "Eyeglasses"]
 
 def test_crop_search_writes_an_attributes_file_gen_reads_and_resumes(tmp_path, capsys):
     from g2s_caffe import cli
-    from g2s_caffe.attributes import load_attributes
-    from g2s_caffe.runs import load_run
+    from g2s_caffe.core.attributes import load_attributes
+    from g2s_caffe.core.runs import load_run
 
     prep = make_tiny_prepared(tmp_path / "data", ATTRS, counts={"train": 32, "val": 8}, size=32,
                               schemes=("a", "g"), seed=4)

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from g2s_caffe import demo
-from g2s_caffe.attributes import load_attributes
-from g2s_caffe.crops import GENERAL_SCHEME
-from g2s_caffe.errors import G2SError
+from g2s_caffe.core.attributes import load_attributes
+from g2s_caffe.core.crops import GENERAL_SCHEME
+from g2s_caffe.core.errors import G2SError
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = load_attributes(demo.ATTRIBUTES_FILE).names
@@ -56,7 +56,7 @@ def test_quick_demo_writes_every_output(quick):
     # Step 1 is trained once: the three-step run reuses the Step-1-alone run's (train/share.py);
     # each ANet run's two jobs (pre-training, fine-tuning) add two, LNet_o and LNet_s two more.
     assert len(curves) == 1 + 2 * len(NAMES) + 2 + 2 + 2, [c.name for c in curves]
-    from g2s_caffe.runs import load_run
+    from g2s_caffe.core.runs import load_run
     step1 = load_run(out / "runs" / "steps_1_2_3").job("step1")
     assert step1.extra["shared_from"] == "steps_1/step1"
     assert step1.final.sha256 == load_run(out / "runs" / "steps_1").job("step1").final.sha256
@@ -127,8 +127,8 @@ def _results(tmp_path, labels, decisions: dict):
     """Eval outputs (prediction files + results CSV) of the two demo runs for attribute A."""
     import numpy as np
 
-    from g2s_caffe import metrics, results
-    from g2s_caffe.predictions import save_predictions
+    from g2s_caffe.core.evaluation import metrics, results
+    from g2s_caffe.core.evaluation.predictions import save_predictions
 
     csv_path = tmp_path / "eval_test.csv"
     keys = [f"{i:08d}_{i}.jpg" for i in range(len(labels))]
@@ -154,7 +154,7 @@ def test_demo_table_chance_comes_from_counts_and_says_what_is_noise(tmp_path):
     assert not row["step1_above_chance"] and row["steps123_above_chance"]
     # One image only B gets right, none only A: McNemar p = 1 (2 * 1/2), noise.
     assert row["p_mcnemar"] == pytest.approx(1.0) and not row["real"]
-    from g2s_caffe import stats
+    from g2s_caffe.core.evaluation import stats
     iv = stats.wilson_interval(7, 9).scaled(100)
     assert (row["steps123_lo"], row["steps123_hi"]) == pytest.approx((iv.lo, iv.hi))
     md = demo.table_markdown([row], paired)

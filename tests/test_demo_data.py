@@ -11,8 +11,8 @@ import pytest
 
 from data_prep import demo_data as dd
 from data_prep.celeba import read_celeba
-from g2s_caffe.attributes import load_attributes, parse_attributes
-from g2s_caffe.errors import G2SError
+from g2s_caffe.core.attributes import load_attributes, parse_attributes
+from g2s_caffe.core.errors import G2SError
 
 N = 60
 

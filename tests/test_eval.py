@@ -72,7 +72,8 @@ def _caffe_reference(train_val, weights, n_test):
 
 
 def test_joint_and_single_nets_match_caffes_data_layer(prepared, tmp_path):
-    from g2s_caffe import evaluate, layout, metrics
+    from g2s_caffe.core.evaluation import evaluate, metrics
+    from g2s_caffe.core import layout
 
     data = layout.open_prepared(prepared)
     joint = make_tiny_net(tmp_path / "step1", data.lmdb("test", "a"), 20, joint=3, seed=1)
@@ -102,7 +103,8 @@ def test_joint_and_single_nets_match_caffes_data_layer(prepared, tmp_path):
 def test_outputs_are_written_for_compare(prepared, tmp_path):
     import csv
 
-    from g2s_caffe import evaluate, layout
+    from g2s_caffe.core.evaluation import evaluate
+    from g2s_caffe.core import layout
 
     data = layout.open_prepared(prepared)
     net = make_tiny_net(tmp_path / "n", data.lmdb("test", "a"), 20, joint=3, seed=5)
@@ -116,7 +118,7 @@ def test_outputs_are_written_for_compare(prepared, tmp_path):
     assert z["probs"].dtype == np.float32                  # Caffe's values, stored exactly
     rows = list(csv.DictReader(open(tmp_path / "out" / "metrics.csv")))
     assert [r["attribute"] for r in rows] == ATTRS
-    from g2s_caffe import stats
+    from g2s_caffe.core.evaluation import stats
     for r, s in zip(rows, res.scores):
         assert float(r["accuracy"]) == pytest.approx(100 * s.accuracy, abs=1e-3)
         assert int(r["tp"]) + int(r["tn"]) + int(r["fp"]) + int(r["fn"]) == 20
@@ -134,8 +136,9 @@ def test_outputs_are_written_for_compare(prepared, tmp_path):
 
 
 def test_bad_nets_and_data_are_clear_errors(prepared, tmp_path):
-    from g2s_caffe import evaluate, layout
-    from g2s_caffe.errors import G2SError
+    from g2s_caffe.core.evaluation import evaluate
+    from g2s_caffe.core import layout
+    from g2s_caffe.core.errors import G2SError
 
     data = layout.open_prepared(prepared)
     deploy, weights, tv = make_tiny_net(tmp_path / "n", data.lmdb("test", "a"), 20, joint=None, seed=1)
@@ -199,7 +202,8 @@ def test_g2s_eval_all_runs_then_compare(generated, capsys):
     import csv
     import io
 
-    from g2s_caffe import cli, metrics
+    from g2s_caffe import cli
+    from g2s_caffe.core.evaluation import metrics
 
     root, prep = generated
     assert cli.main(["eval", "--runs", str(root), "--split", "test", "--batch", "5"]) == 0
@@ -221,7 +225,7 @@ def test_g2s_eval_all_runs_then_compare(generated, capsys):
     assert not np.allclose(z["probs"][:, 0], z["probs"][:, 1])
 
     # Every value has its interval beside it, and the prediction file is reachable from the CSV.
-    from g2s_caffe import stats
+    from g2s_caffe.core.evaluation import stats
     for r in rows:
         n, right = int(r["n"]), int(r["tp"]) + int(r["tn"])
         iv = stats.wilson_interval(right, n).scaled(100)
@@ -302,7 +306,7 @@ def test_gpu_on_a_cpu_only_build_is_refused_up_front(tmp_path, capsys):
     from g2s_caffe import cli
 
     """A CPU-only Caffe would abort the process on the first GPU net; say so instead."""
-    from g2s_caffe.device import caffe_build_info
+    from g2s_caffe.core.device import caffe_build_info
 
     if caffe_build_info().get("cmake_flags", {}).get("CPU_ONLY") != "ON":
         pytest.skip("this Caffe has CUDA")

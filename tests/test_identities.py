@@ -10,8 +10,8 @@ import pytest
 
 from data_prep.celeba import read_celeba
 from data_prep.lfwa import read_lfwa
-from g2s_caffe import layout
-from g2s_caffe.errors import G2SError
+from g2s_caffe.core import layout
+from g2s_caffe.core.errors import G2SError
 from test_readers import _edit, make_celeba, make_lfwa
 
 

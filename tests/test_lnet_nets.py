@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from g2s_caffe.errors import G2SError
+from g2s_caffe.core.errors import G2SError
 
 pytestmark = pytest.mark.caffe
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,7 +104,7 @@ def test_committed_lnet_files_have_alexnets_trunk_and_the_fine_tuning_head(which
     assert resp.convolution_param.weight_filler.value == pytest.approx(1 / 256)
     assert [p.lr_mult for p in resp.param] == [0]
     assert not {"gap5", "fc_attr", "loss"} & set(deploy)                        # head removed
-    from g2s_caffe.lnets_anet import lnets_params as hp
+    from g2s_caffe.methods.lnets import params as hp
 
     s = _read(COMMITTED / f"{which}_solver.prototxt", caffe_pb2.SolverParameter())
     want = hp.FULL_LNET_SOLVER
@@ -118,7 +118,7 @@ def test_committed_lnet_files_have_alexnets_trunk_and_the_fine_tuning_head(which
 def test_geometry_read_from_the_committed_deploy_net_is_caffes():
     import caffe
 
-    from g2s_caffe.lnets_anet.localize import Geometry
+    from g2s_caffe.methods.lnets.localize import Geometry
 
     g = Geometry.from_net(_net(COMMITTED / "lnet_o_deploy.prototxt"))
     assert (g.stride, g.offset, g.receptive_field) == (16, 17.0, 163)
@@ -132,8 +132,8 @@ def test_geometry_read_from_the_committed_deploy_net_is_caffes():
 def test_deploy_response_is_the_channel_mean_of_relu5_on_any_size():
     import caffe
 
-    from g2s_caffe.lnets_anet import lnet_infer as li
-    from g2s_caffe.lnets_anet import lnets_params as hp
+    from g2s_caffe.methods.lnets import infer as li
+    from g2s_caffe.methods.lnets import params as hp
 
     caffe.set_random_seed(3)
     lnet = li.LNet(COMMITTED / "lnet_o_deploy.prototxt", None, hp.FULL_LNET, "lnet_o")
@@ -162,9 +162,9 @@ def test_deploy_response_is_the_channel_mean_of_relu5_on_any_size():
 def test_finetuning_loss_is_the_sum_of_the_attributes_cross_entropies(tmp_path):
     import caffe
 
-    from g2s_caffe.lnets_anet import lnet_nets
-    from g2s_caffe.lnets_anet import lnets_params as hp
-    from g2s_caffe.nets import with_inputs
+    from g2s_caffe.methods.lnets import nets as lnet_nets
+    from g2s_caffe.methods.lnets import params as hp
+    from g2s_caffe.methods.g2s.nets import with_inputs
 
     shape, batch, names = hp.SMALL_LNET, 2, ["A", "B", "C"]
     proto = lnet_nets.finetune_net("lnet_o", names, shape, lnet_nets.LNetData("x", batch=batch))
@@ -188,8 +188,8 @@ def test_small_lnets_fine_tune_on_real_lmdbs(tmp_path):
     from caffe.proto import caffe_pb2
 
     from g2s_caffe import cli
-    from g2s_caffe.jobs.protofiles import write_text_proto
-    from g2s_caffe.nets import reroot_sources
+    from g2s_caffe.core.nets.protofiles import write_text_proto
+    from g2s_caffe.methods.g2s.nets import reroot_sources
     from support import make_tiny_prepared
 
     names = ["Smiling", "Male"]
@@ -229,8 +229,8 @@ def test_small_lnets_fine_tune_on_real_lmdbs(tmp_path):
 def test_committed_full_nets_run_on_lmdbs_of_their_size(tmp_path):
     import caffe
 
-    from g2s_caffe.attributes import default_attributes
-    from g2s_caffe.nets import reroot_sources
+    from g2s_caffe.core.attributes import default_attributes
+    from g2s_caffe.methods.g2s.nets import reroot_sources
     from support import make_tiny_prepared
 
     root = make_tiny_prepared(tmp_path / "lmdb", default_attributes("celeba").names, {"train": 1, "val": 1},
@@ -290,8 +290,8 @@ def write_alexnet_shaped(path: Path, seed: int = 0) -> dict[str, list[np.ndarray
 def test_an_alexnet_shaped_caffemodel_initializes_conv1_to_conv5_by_name(tmp_path):
     import caffe
 
-    from g2s_caffe.lnets_anet import lnet_nets
-    from g2s_caffe.nets import with_inputs
+    from g2s_caffe.methods.lnets import nets as lnet_nets
+    from g2s_caffe.methods.g2s.nets import with_inputs
 
     alexnet = tmp_path / "bvlc_alexnet.caffemodel"
     want = write_alexnet_shaped(alexnet)
@@ -319,7 +319,7 @@ def test_an_alexnet_shaped_caffemodel_initializes_conv1_to_conv5_by_name(tmp_pat
 
 
 def test_missing_alexnet_says_what_to_get_and_none_is_random_init(tmp_path):
-    from g2s_caffe.lnets_anet import lnet_nets
+    from g2s_caffe.methods.lnets import nets as lnet_nets
 
     where = tmp_path / "weights" / "bvlc_alexnet.caffemodel"
     with pytest.raises(G2SError) as e:
@@ -347,9 +347,9 @@ def test_face_free_photo_ends_in_no_face_never_a_crash(tmp_path):
     import caffe
     from skimage import data
 
-    from g2s_caffe.lnets_anet import lnet_infer as li
-    from g2s_caffe.lnets_anet import lnet_nets, localize
-    from g2s_caffe.lnets_anet import lnets_params as hp
+    from g2s_caffe.methods.lnets import infer as li
+    from g2s_caffe.methods.lnets import nets as lnet_nets, localize
+    from g2s_caffe.methods.lnets import params as hp
 
     caffe.set_random_seed(5)
     path = _write(tmp_path, lnet_nets.deploy_net(hp.SMALL_LNET), "deploy")

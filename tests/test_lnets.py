@@ -72,7 +72,7 @@ def anet_args(tiny, runs, faces):
 @pytest.fixture(scope="module")
 def chain(tiny):
     """`g2s lnets` killed (SIGKILL) while LNet_o trains, once it has snapshots; then rerun."""
-    from g2s_caffe.runs import load_run
+    from g2s_caffe.core.runs import load_run
 
     runs = tiny / "runs"
     snaps = runs / "lnets" / "lnet_o" / "snapshots"
@@ -97,7 +97,7 @@ def chain(tiny):
 
 
 def test_lnets_resumed_run_finishes_with_a_consistent_manifest(chain):
-    from g2s_caffe.runs import load_run
+    from g2s_caffe.core.runs import load_run
 
     root, its, r = chain
     run = load_run(root)
@@ -129,8 +129,8 @@ def test_lnets_learn_from_whole_images_and_tags_only(chain, tiny):
     from google.protobuf import text_format
 
     from data_prep.lmdb_build import read_items
-    from g2s_caffe.lnets_anet.lnets_params import SMALL_LNET
-    from g2s_caffe.runs import load_run
+    from g2s_caffe.methods.lnets.params import SMALL_LNET
+    from g2s_caffe.core.runs import load_run
 
     root, _, _ = chain
     run = load_run(root)
@@ -157,9 +157,9 @@ def test_lnets_learn_from_whole_images_and_tags_only(chain, tiny):
 
 
 def test_image_stage_resumes_after_an_interruption(tiny, tmp_path, monkeypatch):
-    from g2s_caffe import layout
-    from g2s_caffe.lnets_anet import lnets_data as ld
-    from g2s_caffe.lnets_anet.raw import RawImages
+    from g2s_caffe.core import layout
+    from g2s_caffe.methods.lnets import data as ld
+    from g2s_caffe.methods.lnets.raw import RawImages
 
     data = layout.open_prepared(tiny / "data")
     raw = RawImages(data)
@@ -193,8 +193,8 @@ def e2e(chain, tiny):
 
 
 def test_lnets_anet_end_to_end_reads_lnets_windows(e2e, tiny):
-    from g2s_caffe.lnets_anet.faces import read_faces_csv
-    from g2s_caffe.runs import load_run
+    from g2s_caffe.methods.lnets_anet.faces import read_faces_csv
+    from g2s_caffe.core.runs import load_run
 
     runs, r, _ = e2e
     run, part1 = load_run(runs / "lnets_anet"), load_run(runs / "anet_prep_boxes")
@@ -275,10 +275,10 @@ def test_a_face_free_photo_is_no_face_through_the_trained_cascade(e2e, tmp_path)
     never a crash."""
     import cv2
 
-    from g2s_caffe import layout
-    from g2s_caffe.lnets_anet.lnets_config import ThresholdConfig
-    from g2s_caffe.lnets_anet.lnets_stages import threshold_items
-    from g2s_caffe.lnets_anet.raw import RawImages
+    from g2s_caffe.core import layout
+    from g2s_caffe.methods.lnets.config import ThresholdConfig
+    from g2s_caffe.methods.lnets.stages import threshold_items
+    from g2s_caffe.methods.lnets.raw import RawImages
 
     runs, _, _ = e2e
     with open(runs / "lnets" / "threshold" / "scores.csv", newline="") as f:
@@ -310,9 +310,9 @@ def test_alexnet_weights_through_the_driver(tmp_path, tiny):
     file says what to get, and the small variant refuses AlexNet weights."""
     from test_lnet_nets import write_alexnet_shaped
 
-    from g2s_caffe.errors import G2SError
-    from g2s_caffe.lnets_anet.lnets_method import LNetsMethod
-    from g2s_caffe.runs import Job, Run, sha256_file
+    from g2s_caffe.core.errors import G2SError
+    from g2s_caffe.methods.lnets.job_hooks import LNetsMethod
+    from g2s_caffe.core.runs import Job, Run, sha256_file
 
     alexnet = tmp_path / "bvlc_alexnet.caffemodel"
     want = write_alexnet_shaped(alexnet)
@@ -327,7 +327,7 @@ def test_alexnet_weights_through_the_driver(tmp_path, tiny):
     assert init.source == "alexnet" and init.path == "lnet_o/init.caffemodel"
     assert init.derived["copied"] == ["conv1", "conv2", "conv3", "conv4", "conv5"]
     assert sha256_file(run.path(init.path)) == init.sha256
-    from g2s_caffe.surgery import read_caffemodel
+    from g2s_caffe.methods.g2s.surgery import read_caffemodel
     got = read_caffemodel(run.path(init.path))
     assert np.array_equal(got["conv3"][0].reshape(want["conv3"][0].shape), want["conv3"][0])
     job.init = init

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from g2s_caffe.errors import G2SError
-from g2s_caffe.lnets_anet import loc_eval as le
+from g2s_caffe.core.errors import G2SError
+from g2s_caffe.methods.lnets import loc_eval as le
 
 
 def _img(name, dets, refs):
@@ -125,9 +125,9 @@ def test_mtcnn_and_lnets_adapters_on_real_photos(tmp_path):
 
     from data_prep import demo_data
     from data_prep.photos import photo_path
-    from g2s_caffe.lnets_anet import lnet_infer as li
-    from g2s_caffe.lnets_anet import lnet_nets, lnets_params as hp
-    from g2s_caffe.lnets_anet.boxes import iou_matrix, xywh_to_xyxy
+    from g2s_caffe.methods.lnets import infer as li
+    from g2s_caffe.methods.lnets import nets as lnet_nets, params as hp
+    from g2s_caffe.methods.lnets.boxes import iou_matrix, xywh_to_xyxy
     from google.protobuf import text_format
 
     astro = demo_data.SOURCES[0]

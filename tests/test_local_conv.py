@@ -44,7 +44,7 @@ def build(shape, grid, nout, kernel, pad):
     import caffe
     from caffe import layers as L
 
-    from g2s_caffe.lnets_anet.local_conv import locally_shared_conv
+    from g2s_caffe.methods.anet.local_conv import locally_shared_conv
 
     n = caffe.NetSpec()
     n.x = L.Input(shape=dict(dim=list(shape)))

@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from g2s_caffe.errors import G2SError
-from g2s_caffe.lnets_anet import boxes as bx
-from g2s_caffe.lnets_anet import localize as lz
+from g2s_caffe.core.errors import G2SError
+from g2s_caffe.methods.lnets import boxes as bx
+from g2s_caffe.methods.lnets import localize as lz
 
 
 def _gauss(h, w, centre, sigma, height=1.0):
@@ -170,7 +170,7 @@ def test_nms_and_iou():
 
 
 def test_crop_and_letterbox_map_back_to_the_image():
-    from g2s_caffe.lnets_anet import lnet_infer as li
+    from g2s_caffe.methods.lnets import infer as li
 
     img = np.zeros((120, 200, 3), np.uint8)
     img[40:60, 150:170] = 255                                        # a white square
@@ -213,7 +213,7 @@ def test_render_response_paints_the_peak_hot():
 
 
 def test_background_crops_stay_clear_of_the_face():
-    from g2s_caffe.lnets_anet import backgrounds
+    from g2s_caffe.methods.lnets import backgrounds
 
     face = (150, 80, 250, 200)
     crops = backgrounds.crops_away_from((400, 300), face)

@@ -6,8 +6,8 @@ import re
 import numpy as np
 import pytest
 
-from g2s_caffe import metrics
-from g2s_caffe.errors import G2SError
+from g2s_caffe.core.evaluation import metrics
+from g2s_caffe.core.errors import G2SError
 
 
 def test_accuracy_and_balanced_accuracy_by_hand():

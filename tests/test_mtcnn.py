@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from g2s_caffe.errors import G2SError
+from g2s_caffe.core.errors import G2SError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REF = json.loads((FIXTURES / "mtcnn_reference.json").read_text())

@@ -83,7 +83,7 @@ def layers_by_name(net, phase=None):
 
 
 def attribute_list(dataset: str):
-    from g2s_caffe.attributes import default_attributes
+    from g2s_caffe.core.attributes import default_attributes
 
     return default_attributes(dataset)
 
@@ -295,7 +295,7 @@ def _vgg_face_deploy(path: Path) -> Path:
 def test_vgg_face_weights_initialize_step1_by_name(tmp_path):
     import caffe
 
-    from g2s_caffe.surgery import derive_attribute_init
+    from g2s_caffe.methods.g2s.surgery import derive_attribute_init
 
     deploy = _vgg_face_deploy(tmp_path / "vgg_face_deploy.prototxt")
     src = caffe.Net(str(deploy), caffe.TEST)
@@ -365,7 +365,7 @@ def test_data_and_label_layers_stay_in_step(small_tree):
     import caffe
     import lmdb
 
-    from g2s_caffe.layout import parse_label_datum
+    from g2s_caffe.core.layout import parse_label_datum
 
     _, nets, data = small_tree
     env = lmdb.open(str(data / "val" / "labels_lmdb"), readonly=True, lock=False)
@@ -415,7 +415,7 @@ def test_small_step1_trains_with_caffe_train(step1_model):
 def test_step2_head_init_from_step1(mode, small_tree, step1_model, tmp_path):
     import caffe
 
-    from g2s_caffe.surgery import derive_attribute_init
+    from g2s_caffe.methods.g2s.surgery import derive_attribute_init
 
     _, nets, _ = small_tree
     model, _ = step1_model
@@ -447,8 +447,8 @@ def test_step2_head_init_from_step1(mode, small_tree, step1_model, tmp_path):
 
 
 def test_head_init_errors_are_clear(small_tree, step1_model, tmp_path):
-    from g2s_caffe.errors import G2SError
-    from g2s_caffe.surgery import derive_attribute_init
+    from g2s_caffe.core.errors import G2SError
+    from g2s_caffe.methods.g2s.surgery import derive_attribute_init
 
     _, nets, _ = small_tree
     model, _ = step1_model
@@ -467,7 +467,7 @@ def test_v1_caffemodel_with_legacy_blob_shapes_is_read(small_tree, step1_model, 
     import caffe
     from caffe.proto import caffe_pb2
 
-    from g2s_caffe.surgery import derive_attribute_init
+    from g2s_caffe.methods.g2s.surgery import derive_attribute_init
 
     _, nets, _ = small_tree
     model, _ = step1_model

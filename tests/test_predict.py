@@ -40,7 +40,7 @@ def _lmdb_of(path, crops):
     import cv2
     import lmdb
 
-    from g2s_caffe import layout
+    from g2s_caffe.core import layout
 
     env = lmdb.open(str(path), map_size=1 << 24)
     with env.begin(write=True) as txn:
@@ -54,8 +54,8 @@ def _lmdb_of(path, crops):
 def test_predict_matches_caffe_data_layer_and_writes_outputs(tmp_path, capsys):
     import caffe
 
-    from g2s_caffe import predict
-    from g2s_caffe.evaluate import EvalNet
+    from g2s_caffe.methods.g2s import predict
+    from g2s_caffe.core.evaluation.evaluate import EvalNet
 
     img = _photo()
     second = Face([x + 8 for x in ASTRONAUT.box], 0.9, ASTRONAUT.landmarks + 8)
@@ -103,7 +103,7 @@ def test_predict_matches_caffe_data_layer_and_writes_outputs(tmp_path, capsys):
 
 
 def test_no_face_is_said(tmp_path):
-    from g2s_caffe import predict
+    from g2s_caffe.methods.g2s import predict
 
     img = np.full((64, 64, 3), 128, np.uint8)
     assert predict.predict_image(img, [], None) == []

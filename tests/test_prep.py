@@ -22,8 +22,9 @@ from skimage import data as skdata
 from data_prep import align as al
 from data_prep.detection_cache import DetectionCache
 from data_prep.lmdb_build import ResumableLmdb, content_sha256, read_items
-from g2s_caffe import cli, layout
-from g2s_caffe.attributes import default_attributes
+from g2s_caffe import cli
+from g2s_caffe.core import layout
+from g2s_caffe.core.attributes import default_attributes
 
 ROOT = Path(__file__).resolve().parent.parent
 ASTRO_BOX = np.array([[179.0, 60.0], [268.0, 173.0]])
@@ -379,7 +380,7 @@ def test_lfwa_subset_by_attrname_by_packaged_name_and_unknown_names(tmp_path):
 
     from data_prep.lfwa import read_lfwa
     from data_prep.prep import attribute_list, select_attributes
-    from g2s_caffe.errors import G2SError
+    from g2s_caffe.core.errors import G2SError
     from test_readers import make_lfwa_v5
 
     truth = make_lfwa_v5(tmp_path / "lfwa", n=6)          # AttrName: Attr_0 .. Attr_39

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from g2s_caffe import published
-from g2s_caffe.attributes import default_attributes
+from g2s_caffe.core.evaluation import published
+from g2s_caffe.core.attributes import default_attributes
 
 # The only place where a printed average is not the mean of its printed column (to the
 # average's printed precision): Table 3, Kalayeh et al., printed 87.1, column mean 87.5.

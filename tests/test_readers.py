@@ -10,7 +10,7 @@ import pytest
 
 from data_prep.celeba import read_celeba
 from data_prep.lfwa import read_lfwa
-from g2s_caffe.errors import G2SError
+from g2s_caffe.core.errors import G2SError
 
 NAMES = [f"Attr_{i}" for i in range(40)]
 LANDMARK_HEADER = "lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y leftmouth_x leftmouth_y rightmouth_x rightmouth_y"

@@ -123,7 +123,7 @@ def states(slurm, ids) -> dict[str, str]:
 
 
 def blobs(path):
-    from g2s_caffe.surgery import read_caffemodel
+    from g2s_caffe.methods.g2s.surgery import read_caffemodel
     return read_caffemodel(path)
 
 
@@ -132,7 +132,7 @@ TRUNK = ["conv1_1", "conv3_2", "conv5_3", "fc6", "fc7"]
 
 def check_links(run):
     """B -> each Step-2 init (trunk + fc8 rows), C_i -> each Step-3 init, by the blobs."""
-    from g2s_caffe.runs import sha256_file
+    from g2s_caffe.core.runs import sha256_file
 
     assert run.complete, [(j.id, j.status) for j in run.jobs]
     for j in run.jobs:
@@ -158,7 +158,7 @@ def starts(run, job) -> int:
 
 # ------------------------------------------------------------------ the chain
 def test_whole_chain_through_bash_file(slurm, tiny):
-    from g2s_caffe.runs import load_run
+    from g2s_caffe.core.runs import load_run
 
     runs = tiny / "runs_chain"
     _, text, script = emit(tiny, runs, *SLURM_OPTS)
@@ -228,7 +228,7 @@ def requeued(slurm, tiny):
 
 
 def test_requeue_of_a_running_step2_task_resumes_from_its_snapshot(requeued):
-    from g2s_caffe.runs import load_run
+    from g2s_caffe.core.runs import load_run
 
     runs, ids, seen = requeued
     run = load_run(runs / "steps_1_2_3")
@@ -251,7 +251,7 @@ def test_requeue_of_a_running_step2_task_resumes_from_its_snapshot(requeued):
 
 
 def test_requeue_stops_caffe_at_a_snapshot_of_the_iteration_it_reached(requeued):
-    from g2s_caffe.runs import load_run
+    from g2s_caffe.core.runs import load_run
 
     runs, _, _ = requeued
     run = load_run(runs / "steps_1_2_3")
@@ -266,7 +266,7 @@ def test_requeue_stops_caffe_at_a_snapshot_of_the_iteration_it_reached(requeued)
 def test_time_limit_signal_snapshots_and_requeues_itself(slurm, tiny):
     """What Slurm does LEAD s before a task's time limit (#SBATCH --signal=B:USR1@LEAD),
     sent by hand: the task stops at a snapshot and requeues itself."""
-    from g2s_caffe.runs import load_run
+    from g2s_caffe.core.runs import load_run
 
     runs = tiny / "runs_timelimit"
     ids, _, seen = _run_and_stop_a_step2_task(
@@ -285,7 +285,7 @@ def test_time_limit_signal_snapshots_and_requeues_itself(slurm, tiny):
 
 
 def test_the_same_script_submitted_twice_trains_no_job_twice(slurm, tiny):
-    from g2s_caffe.runs import load_run
+    from g2s_caffe.core.runs import load_run
 
     runs = tiny / "runs_twice"
     _, _, script = emit(tiny, runs, *SLURM_OPTS, "--set", "solver.max_iter_step1=300",
@@ -306,7 +306,7 @@ def test_the_same_script_submitted_twice_trains_no_job_twice(slurm, tiny):
 
 
 def test_ablations_submit_each_distinct_training_once(slurm, tiny):
-    from g2s_caffe.runs import list_runs
+    from g2s_caffe.core.runs import list_runs
 
     runs = tiny / "runs_ablate"
     _, text, script = emit(tiny, runs, *SLURM_OPTS, "--ablations", "all", "--set", "solver.max_iter_step1=4",

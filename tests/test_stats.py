@@ -1,4 +1,4 @@
-"""Intervals and tests against values worked out by hand (g2s_caffe/stats.py, metrics, paired)."""
+"""Intervals and tests against values worked out by hand (g2s_caffe/core/evaluation/stats.py, metrics, paired)."""
 from __future__ import annotations
 
 import math
@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from g2s_caffe import metrics, paired, stats
-from g2s_caffe.errors import G2SError
-from g2s_caffe.predictions import Predictions
+from g2s_caffe.core.evaluation import metrics, paired, stats
+from g2s_caffe.core.errors import G2SError
+from g2s_caffe.core.evaluation.predictions import Predictions
 
 Z = 1.959963984540054   # the standard normal's 97.5 % point
 

@@ -54,7 +54,7 @@ def g2s(tiny, runs, *extra, check=True):
 
 
 def blobs(path):
-    from g2s_caffe.surgery import read_caffemodel
+    from g2s_caffe.methods.g2s.surgery import read_caffemodel
     return read_caffemodel(path)
 
 
@@ -73,7 +73,7 @@ def chain(tiny):
 
 
 def test_full_chain_links_point_to_the_right_weights(chain, capsys):
-    from g2s_caffe.runs import load_run, sha256_file
+    from g2s_caffe.core.runs import load_run, sha256_file
 
     run = load_run(chain)
     assert run.complete and run.weights_a["random_init"] and "RANDOM" in run.weights_a["WARNING"]
@@ -109,7 +109,7 @@ def test_full_chain_links_point_to_the_right_weights(chain, capsys):
 
 
 def test_seven_ablations_resolve_to_the_right_weights(tiny, chain):
-    from g2s_caffe.runs import load_run, sha256_file
+    from g2s_caffe.core.runs import load_run, sha256_file
 
     model_a = chain / "step1" / "final.caffemodel"       # any caffemodel with the trunk's names
     a = blobs(model_a)
@@ -160,7 +160,7 @@ def _solver_lr(base_lr, it):   # the paper's inv policy: gamma 1e-4, power 0.5
 
 
 def test_kill_9_then_rerun_resumes_and_skips_a_corrupt_snapshot(tiny):
-    from g2s_caffe.runs import load_run
+    from g2s_caffe.core.runs import load_run
 
     runs = tiny / "runs_kill"
     cmd = [sys.executable, "-m", "g2s_caffe.cli", "train", "--data", str(tiny / "data"), "--runs", str(runs),
@@ -188,7 +188,7 @@ def test_kill_9_then_rerun_resumes_and_skips_a_corrupt_snapshot(tiny):
     assert second["resumed_from"] == its[-2] and any(f"iteration {its[-1]}" in c for c in job.extra["corrupt_snapshots"])
     log = (runs / "steps_1" / job.log).read_text()
     part = log.split("Resuming from")[1]
-    from g2s_caffe.jobs.progress import parse_log
+    from g2s_caffe.core.jobs.progress import parse_log
     rec = parse_log(part)
     first = min(rec.train)
     assert first >= its[-2] and first - its[-2] <= 5, (first, its)
@@ -202,7 +202,7 @@ def test_kill_9_then_rerun_resumes_and_skips_a_corrupt_snapshot(tiny):
 
 
 def test_two_uninterrupted_runs_are_bit_identical(tiny, chain):
-    from g2s_caffe.runs import load_run
+    from g2s_caffe.core.runs import load_run
 
     runs = chain.parent          # next to the chain's run: share_jobs off, or it would be reused
     g2s(tiny, runs, "--weights-a", "none", "--steps", "1", "--set", "share_jobs=false")
@@ -247,9 +247,9 @@ def test_bad_input_fails_before_any_job(tiny, tmp_path, capsys):
 
 
 def _nets(tiny, tmp_path, crop, image_size=None, **solver):
-    from g2s_caffe import params as hp
-    from g2s_caffe.attributes import load_attributes
-    from g2s_caffe.gen import generate_tree
+    from g2s_caffe.methods.g2s import params as hp
+    from g2s_caffe.core.attributes import load_attributes
+    from g2s_caffe.methods.g2s.gen import generate_tree
 
     net = hp.NetShape(width_mult=1 / 16, fc_dim=16, crop_size=crop, image_size=image_size or crop)
     solver = hp.SolverSettings(**{**dict(batch_size=8, test_batch_size=8, max_iter_step1=4, max_iter_step23=4,
@@ -260,7 +260,7 @@ def _nets(tiny, tmp_path, crop, image_size=None, **solver):
 
 
 def test_a_diverging_job_stops_at_the_first_nan_and_says_what_to_change(tiny, tmp_path, capsys):
-    from g2s_caffe.runs import load_run
+    from g2s_caffe.core.runs import load_run
 
     runs = tiny / "runs_diverge"
     nets = _nets(tiny, tmp_path, 28, image_size=32, base_lr=1e8, max_iter_step1=400, snapshot=2)
@@ -284,7 +284,7 @@ def test_a_diverging_job_stops_at_the_first_nan_and_says_what_to_change(tiny, tm
     for it in d["snapshots_set_aside"]:
         assert (snaps / f"step1_iter_{it}.caffemodel.diverged").is_file()
     # the progress parser saw a non-finite loss as such
-    from g2s_caffe.jobs.progress import parse_log
+    from g2s_caffe.core.jobs.progress import parse_log
     rec = parse_log((runs / "steps_1" / job.log).read_text())
     assert not np.isfinite(rec.last_loss[1])
 
@@ -292,8 +292,8 @@ def test_a_diverging_job_stops_at_the_first_nan_and_says_what_to_change(tiny, tm
 def test_the_progress_total_is_known_from_the_start_and_counts_shared_jobs_as_done(tiny, chain, monkeypatch):
     """steps_1_3 next to the chain: Step 1 is the chain's (reused, no training), Step 3 from B
     is new.  The bar's total is all five jobs' iterations from its first update on."""
-    from g2s_caffe.jobs import schedule
-    from g2s_caffe.runs import load_run
+    from g2s_caffe.core.jobs import schedule
+    from g2s_caffe.core.runs import load_run
 
     trace = []
 

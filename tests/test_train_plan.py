@@ -6,13 +6,13 @@ import subprocess
 import pytest
 import yaml
 
-from g2s_caffe.attributes import parse_attributes
-from g2s_caffe.config import merge_dotted
-from g2s_caffe.errors import G2SError
-from g2s_caffe.runs import run_name
-from g2s_caffe.train import cluster
-from g2s_caffe.train.config import TrainConfig
-from g2s_caffe.train.plan import ABLATIONS, init_source, parse_steps, plan_jobs, select
+from g2s_caffe.core.attributes import parse_attributes
+from g2s_caffe.core.config import merge_dotted
+from g2s_caffe.core.errors import G2SError
+from g2s_caffe.core.runs import run_name
+from g2s_caffe.methods.g2s.train import cluster
+from g2s_caffe.methods.g2s.train.config import TrainConfig
+from g2s_caffe.methods.g2s.train.plan import ABLATIONS, init_source, parse_steps, plan_jobs, select
 
 from pathlib import Path
 
@@ -78,7 +78,7 @@ def test_config_is_strict():
 
 def _runs_for(combos):
     """Run objects as prepare.create_or_load makes them (jobs from plan_jobs), no files."""
-    from g2s_caffe.runs import Job, Run
+    from g2s_caffe.core.runs import Job, Run
 
     runs = []
     for steps in combos:
@@ -214,7 +214,7 @@ def test_overall_eta_leaves_out_iterations_not_trained_here():
     in 10 s with 400 to go is 40 s, whatever was reused."""
     import time
 
-    from g2s_caffe.jobs.schedule import overall_line
+    from g2s_caffe.core.jobs.schedule import overall_line
 
     line = overall_line("r", 600, 1000, time.monotonic() - 10, 500)
     assert line.startswith("r: all jobs 600/1000 it (60 %), ETA 0:00:")

@@ -9,7 +9,7 @@ Face.box: [x1, y1, x2, y2]; Face.score; Face.landmarks: (5, 2) [x, y] = left eye
 nose, left mouth corner, right mouth corner (image left/right).  ensure_weights() converts
 the weights if the cached .caffemodel files are missing or stale and returns their folder.
 """
-from .detector import MTCNN, Face
-from .weights import ensure_weights
+from data_prep.mtcnn.detector import MTCNN, Face
+from data_prep.mtcnn.weights import ensure_weights
 
 __all__ = ["MTCNN", "Face", "ensure_weights"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from g2s_caffe.errors import G2SError
+from g2s_caffe.core.errors import G2SError
 
 PNET_STRIDE, PNET_CELL = 2, 12
 
@@ -169,7 +169,7 @@ class MTCNN:
             raise G2SError(f"MTCNN thresholds must be three probabilities, got {thresholds}")
         self.min_face, self.factor, self.thresholds = float(min_face), float(factor), tuple(thresholds)
         import caffe
-        from .weights import ensure_weights, NAMES
+        from data_prep.mtcnn.weights import ensure_weights, NAMES
         caffe.set_mode_cpu()
         d = Path(weights) if weights is not None else ensure_weights()
         nets = []

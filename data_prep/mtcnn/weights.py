@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from g2s_caffe.errors import G2SError
-from g2s_caffe.paths import assets_dir
+from g2s_caffe.core.errors import G2SError
+from g2s_caffe.core.paths import assets_dir
 
 NAMES = ("pnet", "rnet", "onet")
 CONVERTER_VERSION = 2
@@ -103,7 +103,7 @@ def _sha256(path: Path) -> str:
 
 
 def _want_stamp(files: dict[str, Path]) -> dict:
-    from .nets import prototxt
+    from data_prep.mtcnn.nets import prototxt
     return {"converter": CONVERTER_VERSION,
             "sources": {n: _sha256(p) for n, p in files.items()},
             "prototxt": {n: hashlib.sha256(prototxt(n).encode()).hexdigest() for n in NAMES}}
@@ -123,7 +123,7 @@ def _atomic_write(path: Path, write) -> None:
 
 def convert(name: str, src: Path, out_dir: Path) -> None:
     import caffe
-    from .nets import prototxt
+    from data_prep.mtcnn.nets import prototxt
     caffe.set_mode_cpu()
     proto = out_dir / f"{name}.prototxt"
     _atomic_write(proto, lambda t: Path(t).write_text(prototxt(name)))

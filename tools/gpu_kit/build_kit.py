@@ -402,8 +402,9 @@ def write_nets(nets_dir: Path, mode: str) -> dict:
     """The prototxts of the checks, from the project's own generators; their names."""
     from google.protobuf import text_format
 
-    from g2s_caffe import nets, params as hp, solvers
-    from g2s_caffe.attributes import default_attributes
+    from g2s_caffe.methods.g2s import nets, params as hp
+    from g2s_caffe.core.nets import solvers
+    from g2s_caffe.core.attributes import default_attributes
 
     cfg = MODES[mode]
     shape, base = hp.VARIANTS[cfg["variant"]]

@@ -18,7 +18,7 @@ would add, `apt-get download` exactly those versions, `dpkg -x` each into
 naming the packages, their versions and sha256s.  A kit whose binaries no longer find a
 library (the machine changed) is fetched again.
 
-Only the standard library is used (plus g2s_caffe.paths and build_caffe's mirror lookup,
+Only the standard library is used (plus g2s_caffe.core.paths and build_caffe's mirror lookup,
 both standard-library only).
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 from debian_apt import AptError, PrivateApt, mirror_from_system, security_mirror_from_system, sha256_file  # noqa: E402
-from g2s_caffe.paths import cache_dir  # noqa: E402
+from g2s_caffe.core.paths import cache_dir  # noqa: E402
 
 SUITE = "bookworm"                    # Debian 12: Slurm 22.05, munge 0.5.15 (issue 14)
 PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge")
@@ -217,7 +217,7 @@ def ensure_kit(cache: Path | None = None, mirror: str | None = None, log=print) 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--cache", type=Path, default=None, help="None = g2s_caffe.paths.cache_dir()")
+    ap.add_argument("--cache", type=Path, default=None, help="None = g2s_caffe.core.paths.cache_dir()")
     ap.add_argument("--mirror", default=None, help="Debian mirror (default: the one apt already uses)")
     ap.add_argument("--check", action="store_true", help="only say whether a usable kit is cached (exit 1 if not)")
     args = ap.parse_args(argv)
