@@ -39,6 +39,7 @@ def timing_nets(shape: hp.NetShape, batch: int, folder: Path) -> dict[str, Path]
     """Step-1 and single-head train nets (TRAIN phase, Input layers) as prototxt files."""
     import caffe
 
+    from g2s_caffe.core.nets.data_layers import with_inputs
     from g2s_caffe.methods.g2s import nets
 
     names = default_attributes("celeba").names
@@ -47,7 +48,7 @@ def timing_nets(shape: hp.NetShape, batch: int, folder: Path) -> dict[str, Path]
     for label, net in (("single 2-way head", nets.attribute_net(names, 0, shape, data)),
                        ("step1 40 heads", nets.step1_net(names, shape, data))):
         path = folder / f"{label.split()[0]}_{shape.crop_size}.prototxt"
-        path.write_text(str(nets.with_inputs(net, batch, len(names), caffe.TRAIN)))
+        path.write_text(str(with_inputs(net, batch, len(names), caffe.TRAIN)))
         out[label] = path
     return out
 

@@ -77,7 +77,7 @@ def with_memory_feed(net, batch: int, label_count: int, files: dict[str, list[st
     .npy batches in ``files`` (layer name -> one file per top)."""
     import json
 
-    from g2s_caffe.methods.g2s.nets import with_inputs
+    from g2s_caffe.core.nets.data_layers import with_inputs
 
     out = with_inputs(net, batch, label_count)
     for layer in out.layer:
@@ -140,7 +140,7 @@ def measure(tmp: Path, net_shape, batch: int, iters: int, reps: int, size: int, 
     from g2s_caffe.methods.g2s import params as hp
     from g2s_caffe.core.attributes import default_attributes
     from g2s_caffe.methods.g2s.gen import generate_tree
-    from g2s_caffe.methods.g2s.nets import with_inputs
+    from g2s_caffe.core.nets.data_layers import with_inputs
     from support import make_tiny_prepared
 
     attrs = default_attributes("celeba")

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from g2s_caffe.core import layout
 from g2s_caffe.core.atomic import write_atomic
+from g2s_caffe.core.images import encode_jpeg
 from g2s_caffe.core.crops import CROP_SCHEMES
 from g2s_caffe.core.errors import G2SError
 
@@ -106,21 +107,16 @@ def face_size_floor(min_face: str, ref_box) -> float:
 
 def crop_task(task: tuple) -> tuple[int, list[bytes] | str]:
     """(index, JPEG bytes per scheme) of one kept image, or (index, error text)."""
-    import cv2
-
     index, path, alignment, schemes, size, quality = task
     try:
         img, _ = load_image(Path(path))
     except BadImage as e:
         return index, str(e)
     out = al.crops(img, al.Alignment.from_json(alignment), schemes, size)
-    encoded = []
-    for s in schemes:
-        ok, buf = cv2.imencode(".jpg", out[s], [cv2.IMWRITE_JPEG_QUALITY, quality])
-        if not ok:
-            return index, f"JPEG encoding of crop {s} failed"
-        encoded.append(buf.tobytes())
-    return index, encoded
+    try:
+        return index, [encode_jpeg(out[s], quality, f"crop {s}") for s in schemes]
+    except G2SError as e:
+        return index, str(e)
 
 
 # ------------------------------------------------------------------ main side

@@ -1,8 +1,10 @@
 """The `g2s` command: one subcommand per user task.
 
-Each subcommand lives in its own module, which provides
-``add_arguments(parser)`` and ``run(args) -> int | None``.  Modules import Caffe lazily
-(inside ``run``), so ``g2s --help`` is fast.  Only commands that work are listed here.
+Each subcommand lives in its own module, which provides ``add_arguments(parser)`` and
+``run(args) -> int | None`` (and may provide ``description()`` for its --help).  Modules import
+Caffe lazily (inside ``run``), so ``g2s --help`` is fast.  The generic commands are listed here;
+each method adds its own (core/registry.py), and `g2s --help` shows them all in a reviewer's
+order.
 """
 from __future__ import annotations
 
@@ -12,23 +14,29 @@ import os
 import sys
 
 from g2s_caffe import __version__
+from g2s_caffe.core import registry
 from g2s_caffe.core.errors import G2SError
+from g2s_caffe.core.registry import Command
 
-# (name, module, one line for `g2s --help`)
-COMMANDS: list[tuple[str, str, str]] = [
-    ("prep", "data_prep.prep", "detect, align and crop CelebA/LFWA into per-scheme LMDBs (paper §2.2, §3.1)"),
-    ("eval", "g2s_caffe.core.evaluation.evaluate", "evaluate runs' final nets on a split: probabilities, accuracy, balanced accuracy"),
-    ("compare", "g2s_caffe.core.evaluation.compare", "put accuracies next to the paper's Tables 1-3 (Markdown, CSV, PNG)"),
-    ("predict", "g2s_caffe.methods.g2s.predict", "detect faces in photographs and predict their attributes with a run's nets"),
-    ("crop-search", "g2s_caffe.methods.g2s.crop_search", "choose each attribute's crop scheme by brief fine-tunes on the validation split"),
-    ("gen", "g2s_caffe.methods.g2s.gen", "write the nets and solvers of Steps 1-3 for an attribute list (prototxt/)"),
-    ("train", "g2s_caffe.methods.g2s.train.cli", "train Steps 1-3 with caffe train: resumable runs, ablations, GPUs, Slurm/k8s"),
-    ("lnets", "g2s_caffe.methods.lnets.cli", "train the LNets+ANet baseline's LNets: face localization from attribute tags"),
-    ("localize", "g2s_caffe.methods.lnets.localize_cli", "localize faces with trained LNets: windows, pictures, Fig. 7 vs MTCNN"),
-    ("anet", "g2s_caffe.methods.anet.cli", "train the LNets+ANet baseline's ANet (on prep boxes or LNets' faces), SVMs"),
-    ("detect", "data_prep.detect_cli", "find faces, 5 landmarks and scores in images (MTCNN on Caffe)"),
-    ("demo", "g2s_caffe.demo", "the whole pipeline on the bundled synthetic-attribute dataset (make demo)"),
-]
+# The commands that serve every method (or none): data preparation, evaluation, comparison,
+# prediction, nets, face detection, the demo.
+COMMANDS: tuple[Command, ...] = (
+    Command("prep", "data_prep.prep", "detect, align and crop CelebA/LFWA into per-scheme LMDBs (paper §2.2, §3.1)", 10),
+    Command("eval", "g2s_caffe.core.evaluation.evaluate",
+            "evaluate runs' final nets on a split: probabilities, accuracy, balanced accuracy", 20),
+    Command("compare", "g2s_caffe.core.evaluation.compare",
+            "put accuracies next to the paper's Tables 1-3 (Markdown, CSV, PNG)", 30),
+    Command("predict", "g2s_caffe.core.predict",
+            "detect faces in photographs and predict their attributes with a run's nets", 40),
+    Command("gen", "g2s_caffe.core.gen", "write the nets and solvers of Steps 1-3 for an attribute list (prototxt/)", 60),
+    Command("detect", "data_prep.detect_cli", "find faces, 5 landmarks and scores in images (MTCNN on Caffe)", 110),
+    Command("demo", "g2s_caffe.demo", "the whole pipeline on the bundled synthetic-attribute dataset (make demo)", 120),
+)
+
+
+def commands() -> list[Command]:
+    """Every `g2s` subcommand, the methods' included, in `g2s --help` order."""
+    return sorted(COMMANDS + tuple(registry.commands()), key=lambda c: c.order)
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -41,10 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="General-to-specific facial attribute detection (Sun & Yu, BMVC 2018) on BVLC Caffe.")
     parser.add_argument("--version", action="version", version=f"g2s-caffe {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    for name, modname, help_line in COMMANDS:
-        mod = importlib.import_module(modname)
-        p = sub.add_parser(name, help=help_line, description=(mod.__doc__ or help_line).strip(),
-                           formatter_class=_Formatter)
+    for c in commands():
+        mod = importlib.import_module(c.module)
+        text = mod.description() if hasattr(mod, "description") else (mod.__doc__ or c.help)
+        p = sub.add_parser(c.name, help=c.help, description=text.strip(), formatter_class=_Formatter)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser

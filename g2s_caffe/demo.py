@@ -113,9 +113,9 @@ def _stage(out: Path, name: str, params: dict, fn, log) -> None:
 
 def _g2s(argv: list[str]) -> None:
     """Run another g2s subcommand in this process; its failure stops the demo, named."""
-    from g2s_caffe.cli import COMMANDS, build_parser
+    from g2s_caffe.cli import build_parser, commands
 
-    if argv[0] not in {c[0] for c in COMMANDS}:
+    if argv[0] not in {c.name for c in commands()}:
         raise G2SError(f"`g2s {argv[0]}` is not available in this checkout; the demo needs it")
     args = build_parser().parse_args(argv)
     rc = int(args._run(args) or 0)

@@ -90,9 +90,9 @@ def test_resumed_run_finishes_with_a_consistent_manifest(chain):
 
     root, its, r = chain
     run = load_run(root)
-    assert run.method == "lnets_anet" and run.run == RUN and run.steps == []
+    assert run.method == "anet" and run.run == RUN and "steps" not in run.config
     assert run.config["faces"] == "prep" and "faces" not in run.stages
-    assert run.weights_a["random_init"] and run.weights_a["path"] is None
+    assert run.pretrained["random_init"] and run.pretrained["path"] is None
     pre, fine = run.job("anet/pretrain"), run.job("anet/finetune")
     assert pre.status == fine.status == "done"
     assert pre.final.iteration == 120 and fine.final.iteration == 20
@@ -168,7 +168,7 @@ def test_eval_writes_the_same_outputs_as_g2s_and_compare_reads_them(chain, tmp_p
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
     assert [x["attribute"] for x in rows] == NAMES
-    assert {x["run"] for x in rows} == {RUN} and {x["method"] for x in rows} == {"lnets_anet"}
+    assert {x["run"] for x in rows} == {RUN} and {x["method"] for x in rows} == {"anet"}
     assert {x["scheme"] for x in rows} == {"c"} and all(int(x["n"]) == COUNTS["test"] for x in rows)
     ev = root / "eval" / "test"
     for f in ("probs.npz", "probs.csv", "metrics.csv", "summary.json", "accuracy.png", "lnets_anet.json"):
@@ -201,12 +201,12 @@ def test_data_stage_and_features_resume_after_an_interruption(chain, tiny, tmp_p
     rerun continues from; the results equal an uninterrupted build's."""
     from data_prep.lmdb_build import content_sha256
     from g2s_caffe.core import layout
-    from g2s_caffe.methods.anet import data as anet_data, features, stages
+    from g2s_caffe.methods.anet import data as anet_data, faces as anet_faces, features, stages
     from g2s_caffe.methods.anet.params import SMALL_ANET
     from g2s_caffe.core.runs import load_run
 
     data = layout.open_prepared(tiny / "data")
-    real = anet_data.region_jpeg
+    real = anet_faces.region_jpeg
     calls = {"n": 0}
 
     def failing(*a, **k):
@@ -216,11 +216,11 @@ def test_data_stage_and_features_resume_after_an_interruption(chain, tiny, tmp_p
         return real(*a, **k)
 
     monkeypatch.setattr(anet_data, "COMMIT_EVERY", 8)
-    monkeypatch.setattr(anet_data, "region_jpeg", failing)
+    monkeypatch.setattr(anet_faces, "region_jpeg", failing)
     with pytest.raises(KeyboardInterrupt):
         anet_data.build(tmp_path / "run", data, SMALL_ANET.region_size, "train", "val", show=False)
     assert (tmp_path / "run" / "data" / "train" / "region_lmdb.partial").is_dir()
-    monkeypatch.setattr(anet_data, "region_jpeg", real)
+    monkeypatch.setattr(anet_faces, "region_jpeg", real)
     resumed = anet_data.build(tmp_path / "run", data, SMALL_ANET.region_size, "train", "val", show=False)
     root, _, _ = chain
     done = load_run(root).stages["data"]["outputs"]

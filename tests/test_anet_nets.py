@@ -143,7 +143,7 @@ def test_committed_anet_files_have_what_the_paper_fixes():
 def _train_net(tmp_path, proto, batch, labels):
     import caffe
 
-    from g2s_caffe.methods.g2s.nets import with_inputs
+    from g2s_caffe.core.nets.data_layers import with_inputs
 
     return caffe.Net(_net_file(tmp_path, with_inputs(proto, batch, labels), proto.name), caffe.TRAIN)
 
@@ -201,7 +201,7 @@ def test_committed_training_nets_load_and_run_on_lmdbs_of_their_size(tmp_path):
 
     from g2s_caffe.core.attributes import default_attributes
     from g2s_caffe.methods.anet import params as hp
-    from g2s_caffe.methods.g2s.nets import reroot_sources
+    from g2s_caffe.core.nets.data_layers import reroot_sources
     from support import make_tiny_prepared
 
     caffe.set_mode_cpu()

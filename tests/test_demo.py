@@ -67,12 +67,12 @@ def test_quick_demo_writes_every_output(quick):
     assert "synthetic-attribute dataset" in report and "not the paper's numbers" in report
     # The LNets+ANet baseline's column, from its own run (g2s anet) on the same prepared data.
     anet = load_run(out / "runs" / demo.ANET_DIR)
-    assert anet.method == "lnets_anet" and anet.complete and anet.stages["svm"]["status"] == "done"
+    assert anet.method == "anet" and anet.complete and anet.stages["svm"]["status"] == "done"
     assert anet.run == "anet_prep_boxes" and "faces" not in anet.stages
     # ... and end to end: LNets (random init, attribute tags only) find the faces ANet reads.
     e2e, lnets = load_run(out / "runs" / demo.E2E_DIR), load_run(out / "runs" / demo.LNETS_DIR)
     assert e2e.run == "lnets_anet" and e2e.complete and e2e.stages["faces"]["status"] == "done"
-    assert lnets.method == "lnets" and lnets.weights_a["random_init"] and lnets.complete
+    assert lnets.method == "lnets" and lnets.pretrained["random_init"] and lnets.complete
     assert e2e.config["lnets"] == str(lnets.root.resolve())
     for column in (demo.ANET_COLUMN, demo.E2E_COLUMN):
         assert column in report and column in (out / "table1_demo.md").read_text()
@@ -100,7 +100,7 @@ def test_table_follows_from_the_eval_results(quick):
         assert float(t["steps123_hi"]) == pytest.approx(float(e3["accuracy_hi"]), abs=0.01)
         for key, run, _ in demo.BASELINES:
             ea = ev[(run, t["attribute"])]
-            assert float(t[key]) == pytest.approx(float(ea["accuracy"]), abs=0.01) and ea["method"] == "lnets_anet"
+            assert float(t[key]) == pytest.approx(float(ea["accuracy"]), abs=0.01) and ea["method"] == ("anet" if run == demo.ANET_DIR else "lnets_anet")
         pos = int(e3["positives"])
         assert float(t["chance"]) == pytest.approx(100 * max(pos, n - pos) / n, abs=1e-3)
         assert t["real"] == str(float(t["p_adjusted"]) < 0.05)

@@ -298,7 +298,7 @@ def test_g2s_eval_errors(generated, capsys, tmp_path):
     assert cli.main(["eval", "--runs", str(tmp_path / "empty")]) == 2
     assert "no runs" in capsys.readouterr().err
     assert cli.main(["eval", "--runs", str(other)]) == 2    # a prepared dataset is not a run
-    assert "expected 'g2s-run/1'" in capsys.readouterr().err
+    assert "expected 'g2s-run/2'" in capsys.readouterr().err
 
 
 @pytest.mark.caffe

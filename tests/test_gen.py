@@ -85,7 +85,8 @@ def test_custom_list_small_variant_tree(tmp_path, monkeypatch, capsys):
     code, _ = _gen(tmp_path, monkeypatch, capsys, *argv)
     assert code == 0
     files = sorted(p.relative_to(tmp_path / "prototxt").as_posix() for p in (tmp_path / "prototxt").rglob("*.*"))
-    from g2s_caffe.methods.anet.gen import FILES as ANET_FILES, LNETS_FILES
+    from g2s_caffe.methods.anet.gen import FILES as ANET_FILES
+    from g2s_caffe.methods.lnets.gen import LNETS_FILES
 
     assert files == sorted(["mine/step1/" + f for f in ("train_val.prototxt", "deploy.prototxt", "solver.prototxt")]
                            + [f"mine/step{s}/{a}/{f}" for s in (2, 3) for a in ("Glasses", "Beard")
@@ -145,7 +146,7 @@ def test_reroot_sources_keeps_split_and_lmdb_names():
     from google.protobuf import text_format
     from caffe.proto import caffe_pb2
 
-    from g2s_caffe.methods.g2s.nets import reroot_sources
+    from g2s_caffe.core.nets.data_layers import reroot_sources
 
     net = caffe_pb2.NetParameter()
     text_format.Merge((ROOT / "prototxt/lfwa/step3/Eyeglasses/train_val.prototxt").read_text(), net)

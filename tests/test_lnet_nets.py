@@ -164,7 +164,7 @@ def test_finetuning_loss_is_the_sum_of_the_attributes_cross_entropies(tmp_path):
 
     from g2s_caffe.methods.lnets import nets as lnet_nets
     from g2s_caffe.methods.lnets import params as hp
-    from g2s_caffe.methods.g2s.nets import with_inputs
+    from g2s_caffe.core.nets.data_layers import with_inputs
 
     shape, batch, names = hp.SMALL_LNET, 2, ["A", "B", "C"]
     proto = lnet_nets.finetune_net("lnet_o", names, shape, lnet_nets.LNetData("x", batch=batch))
@@ -189,7 +189,7 @@ def test_small_lnets_fine_tune_on_real_lmdbs(tmp_path):
 
     from g2s_caffe import cli
     from g2s_caffe.core.nets.protofiles import write_text_proto
-    from g2s_caffe.methods.g2s.nets import reroot_sources
+    from g2s_caffe.core.nets.data_layers import reroot_sources
     from support import make_tiny_prepared
 
     names = ["Smiling", "Male"]
@@ -230,7 +230,7 @@ def test_committed_full_nets_run_on_lmdbs_of_their_size(tmp_path):
     import caffe
 
     from g2s_caffe.core.attributes import default_attributes
-    from g2s_caffe.methods.g2s.nets import reroot_sources
+    from g2s_caffe.core.nets.data_layers import reroot_sources
     from support import make_tiny_prepared
 
     root = make_tiny_prepared(tmp_path / "lmdb", default_attributes("celeba").names, {"train": 1, "val": 1},
@@ -291,7 +291,7 @@ def test_an_alexnet_shaped_caffemodel_initializes_conv1_to_conv5_by_name(tmp_pat
     import caffe
 
     from g2s_caffe.methods.lnets import nets as lnet_nets
-    from g2s_caffe.methods.g2s.nets import with_inputs
+    from g2s_caffe.core.nets.data_layers import with_inputs
 
     alexnet = tmp_path / "bvlc_alexnet.caffemodel"
     want = write_alexnet_shaped(alexnet)

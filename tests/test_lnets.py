@@ -101,8 +101,8 @@ def test_lnets_resumed_run_finishes_with_a_consistent_manifest(chain):
 
     root, its, r = chain
     run = load_run(root)
-    assert run.method == "lnets" and run.run == "lnets" and run.steps == []
-    assert run.weights_a["random_init"] and "RANDOM INIT" in run.weights_a["WARNING"]
+    assert run.method == "lnets" and run.run == "lnets" and "steps" not in run.config
+    assert run.pretrained["random_init"] and "RANDOM INIT" in run.pretrained["WARNING"]
     o, s = run.job("lnets/lnet_o"), run.job("lnets/lnet_s")
     assert o.status == s.status == "done" and o.final.iteration == 60 and s.final.iteration == 20
     resumed = o.extra["attempts"][-1]["resumed_from"]
@@ -198,7 +198,7 @@ def test_lnets_anet_end_to_end_reads_lnets_windows(e2e, tiny):
 
     runs, r, _ = e2e
     run, part1 = load_run(runs / "lnets_anet"), load_run(runs / "anet_prep_boxes")
-    assert run.method == part1.method == "lnets_anet" and run.run == "lnets_anet" and part1.run == "anet_prep_boxes"
+    assert run.method == "lnets_anet" and part1.method == "anet" and run.run == "lnets_anet" and part1.run == "anet_prep_boxes"
     assert run.config["faces"] == "lnets" and part1.config["faces"] == "prep" and "faces" not in part1.stages
     lnets = load_run(runs / "lnets")
     faces = run.stages["faces"]
@@ -227,7 +227,8 @@ def test_eval_and_compare_tell_the_two_anet_runs_apart(e2e, tmp_path):
     for x in rows:
         by_run.setdefault(x["run"], []).append(x)
     assert set(by_run) == {"anet_prep_boxes", "lnets_anet"}
-    assert all(x["method"] == "lnets_anet" and int(x["n"]) == COUNTS["test"] for x in rows)
+    assert all(x["method"] == {"anet_prep_boxes": "anet"}.get(x["run"], "lnets_anet") and int(x["n"]) == COUNTS["test"]
+               for x in rows)
     ev_dir = runs / "lnets_anet" / "eval" / "test"
     with open(ev_dir / "faces.csv", newline="") as f:
         faces = list(csv.DictReader(f))
@@ -320,14 +321,14 @@ def test_alexnet_weights_through_the_driver(tmp_path, tiny):
     job = Job(id="lnets/lnet_o", step=0, attribute=None, attr_index=None, scheme="whole", dir="lnet_o",
               solver="", train_val=str(COMMITTED / "lnet_o_train_val.prototxt"), deploy="", log="", seed=3,
               extra={"net": "lnet_o"})
-    run = Run(root=tmp_path / "run", run="lnets", dataset="celeba", data="", attributes=[], steps=[],
-              weights_a={"path": str(alexnet), "sha256": sha256_file(alexnet), "random_init": False}, config={},
+    run = Run(root=tmp_path / "run", run="lnets", dataset="celeba", data="", attributes=[],
+              pretrained={"path": str(alexnet), "sha256": sha256_file(alexnet), "random_init": False}, config={},
               caffe={}, git_commit=None, created="", jobs=[job], method="lnets")
     init = LNetsMethod().resolve_init(run, job)
     assert init.source == "alexnet" and init.path == "lnet_o/init.caffemodel"
     assert init.derived["copied"] == ["conv1", "conv2", "conv3", "conv4", "conv5"]
     assert sha256_file(run.path(init.path)) == init.sha256
-    from g2s_caffe.methods.g2s.surgery import read_caffemodel
+    from g2s_caffe.core.nets.weights import read_caffemodel
     got = read_caffemodel(run.path(init.path))
     assert np.array_equal(got["conv3"][0].reshape(want["conv3"][0].shape), want["conv3"][0])
     job.init = init

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from g2s_caffe.methods.g2s.steps import steps_of
 import yaml
 
 from support import make_tiny_prepared
@@ -123,7 +125,7 @@ def states(slurm, ids) -> dict[str, str]:
 
 
 def blobs(path):
-    from g2s_caffe.methods.g2s.surgery import read_caffemodel
+    from g2s_caffe.core.nets.weights import read_caffemodel
     return read_caffemodel(path)
 
 
@@ -137,13 +139,13 @@ def check_links(run):
     assert run.complete, [(j.id, j.status) for j in run.jobs]
     for j in run.jobs:
         assert sha256_file(run.path(j.final.path)) == j.final.sha256
-    if 1 in run.steps and 2 in run.steps:
+    if 1 in steps_of(run) and 2 in steps_of(run):
         b = blobs(run.path(run.job("step1").final.path))
         for t, name in enumerate(NAMES):
             init2 = blobs(run.path(run.job(f"step2/{name}").init.path))
             assert all(all(np.array_equal(x, y) for x, y in zip(init2[k], b[k])) for k in TRUNK)
             assert np.array_equal(init2["fc8_attr"][0], b["fc8_joint"][0][2 * t:2 * t + 2])
-    if 2 in run.steps and 3 in run.steps:
+    if 2 in steps_of(run) and 3 in steps_of(run):
         for name in NAMES:
             c = blobs(run.path(run.job(f"step2/{name}").final.path))
             init3 = blobs(run.path(run.job(f"step3/{name}").init.path))
@@ -327,7 +329,7 @@ def test_ablations_submit_each_distinct_training_once(slurm, tiny):
         for j in r.jobs:
             assert starts(r, j) <= 1
             assert bool(j.extra.get("shared_from")) == (starts(r, j) == 0), (r.run, j.id)
-        if 1 in r.steps and 2 in r.steps:
+        if 1 in steps_of(r) and 2 in steps_of(r):
             check_links(r)
     rows = (runs / "eval_test.csv").read_text().splitlines()[1:]
     assert {row.split(",")[0] for row in rows} == {r.run for r in found}

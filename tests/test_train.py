@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from g2s_caffe.methods.g2s.steps import final_nets, steps_of
+
 from support import make_tiny_prepared
 
 pytestmark = pytest.mark.caffe
@@ -54,7 +56,7 @@ def g2s(tiny, runs, *extra, check=True):
 
 
 def blobs(path):
-    from g2s_caffe.methods.g2s.surgery import read_caffemodel
+    from g2s_caffe.core.nets.weights import read_caffemodel
     return read_caffemodel(path)
 
 
@@ -76,7 +78,7 @@ def test_full_chain_links_point_to_the_right_weights(chain, capsys):
     from g2s_caffe.core.runs import load_run, sha256_file
 
     run = load_run(chain)
-    assert run.complete and run.weights_a["random_init"] and "RANDOM" in run.weights_a["WARNING"]
+    assert run.complete and run.pretrained["random_init"] and "RANDOM" in run.pretrained["WARNING"]
     assert [j.id for j in run.jobs] == ["step1", "step2/Smiling", "step2/Eyeglasses",
                                         "step3/Smiling", "step3/Eyeglasses"]
     b = blobs(run.path(run.job("step1").final.path))
@@ -99,7 +101,7 @@ def test_full_chain_links_point_to_the_right_weights(chain, capsys):
         rows = (run.path(j.dir) / "curves.csv").read_text().splitlines()
         assert rows[0] == "phase,iteration,name,value" and any(r.startswith("test,") for r in rows)
         assert len(list((run.path(j.dir) / "snapshots").glob("*.solverstate"))) <= 2
-    nets = run.final_nets()
+    nets = final_nets(run)
     assert [(a, i, j.id) for a, i, j in nets] == [(n, None, f"step3/{n}") for n in NAMES]
     # A rerun of the same command skips every finished job.
     capsys.readouterr()
@@ -126,7 +128,7 @@ def test_seven_ablations_resolve_to_the_right_weights(tiny, chain):
                 assert (init.path, init.sha256) == (str(model_a.resolve()), sha256_file(model_a))
                 continue
             got = blobs(run.path(init.path))
-            src = {"A": model_a, "B": run.path(run.job("step1").final.path) if 1 in run.steps else None}
+            src = {"A": model_a, "B": run.path(run.job("step1").final.path) if 1 in steps_of(run) else None}
             if init.source.startswith("C:"):
                 src_path = run.path(run.job(f"step2/{job.attribute}").final.path)
             else:

@@ -4,12 +4,14 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+
+from g2s_caffe.methods.g2s.steps import steps_of
 import yaml
 
 from g2s_caffe.core.attributes import parse_attributes
 from g2s_caffe.core.config import merge_dotted
 from g2s_caffe.core.errors import G2SError
-from g2s_caffe.core.runs import run_name
+from g2s_caffe.methods.g2s.steps import run_name
 from g2s_caffe.methods.g2s.train import cluster
 from g2s_caffe.methods.g2s.train.config import TrainConfig
 from g2s_caffe.methods.g2s.train.plan import ABLATIONS, init_source, parse_steps, plan_jobs, select
@@ -86,8 +88,9 @@ def _runs_for(combos):
                     dir=s.id, solver="", train_val="", deploy="", log="", seed=1,
                     extra={"init_from": s.init_from, "depends": list(s.depends)})
                 for s in plan_jobs(ATTRS, steps)]
-        runs.append(Run(root=None, run=run_name(steps), dataset="t", data="/d", attributes=[], steps=list(steps),
-                        weights_a={"path": None}, config={}, caffe={}, git_commit=None, created="", jobs=jobs))
+        runs.append(Run(root=None, run=run_name(steps), dataset="t", data="/d", attributes=[],
+                        pretrained={"path": None}, config={"steps": list(steps)}, caffe={}, git_commit=None,
+                        created="", jobs=jobs, method="g2s"))
     return runs
 
 
@@ -118,7 +121,7 @@ def test_ablations_chain_submits_each_distinct_training_once():
     assert [u.trainings for u in chain.units[:4]] == [2, 2, 1, 1]
     # every job entry of every run is in exactly one call
     calls = [(c.steps, c.job) for c in chain.step1] + [(c.steps, c.job) for u in chain.units for c in u.calls]
-    assert sorted(calls) == sorted((tuple(r.steps), j.id) for r in runs for j in r.jobs)
+    assert sorted(calls) == sorted((tuple(steps_of(r)), j.id) for r in runs for j in r.jobs)
     assert chain.eval_runs == tuple(r.run for r in runs)
     # sharing off: every run's jobs are their own trainings
     off = cluster.plan_chain(runs, [[j.id for j in r.jobs] for r in runs],

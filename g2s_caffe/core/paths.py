@@ -25,4 +25,4 @@ def assets_dir() -> Path:
 
 
 def repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]

@@ -1,24 +1,24 @@
-"""The run-directory contract between the trainer (writer) and evaluation (reader).
+"""The run-directory contract between a method's trainer (writer) and evaluation (reader).
 
-One run is one combination of the paper's steps (Table 1) trained into ``RUNS/<run>/``::
+One run is one training of one method (``Run.method``: G2S's step combinations, ANet, LNets,
+...) into ``RUNS/<run>/``::
 
     RUNS/<run>/manifest.json           this module's Run, written atomically after every change
-    RUNS/<run>/<job dir>/              one per job: step1, step2/<attr>, step3/<attr>
+    RUNS/<run>/<job dir>/              one per `caffe train` job (the method names them)
         solver.prototxt train_val.prototxt deploy.prototxt   the run copies (data re-rooted)
-        init.caffemodel                                      derived init (Steps 2/3), if any
+        init.caffemodel                                      a derived init, if any
         snapshots/<job>_iter_N.{caffemodel,solverstate}      Caffe's snapshots (last K kept)
         final.caffemodel                                     the finished weights
         train.log  curves.csv  curves.png
 
-``run`` is ``"steps_" + "_".join(sorted steps)`` (``steps_1_2_3``, ``steps_2``, ...).
+plus the outputs of the method's other stages (``Run.stages``).  ``Run.pretrained`` records the
+weights the run starts from (G2S: Model A; LNets: BVLC AlexNet; or random init); what only
+the method reads stays in ``Run.config``.
 
 Paths in the manifest are relative to the run directory when they lie inside it, absolute
-otherwise (Model A; weights inherited from a sibling run).  ``Run.path(p)`` resolves them.
-
-The final net of an attribute is the job of the run's highest step: a Step-1-only run
-answers with the joint net for every attribute (``attr_index`` = its column in the deploy
-net's ``prob`` of shape (N, T, 2)); otherwise the attribute's own Step-2/3 net (``prob`` of
-shape (N, 2), ``attr_index`` None).
+otherwise (pretrained weights; weights inherited from a sibling run).  ``Run.path(p)``
+resolves them.  Format 1 manifests (with G2S's ``steps`` and ``weights_a`` at the top) are
+read and upgraded (``upgrade``); they are written back in format 2.
 """
 from __future__ import annotations
 
@@ -32,21 +32,10 @@ from typing import Any
 
 from g2s_caffe.core.errors import G2SError
 
-FORMAT = "g2s-run/1"
+FORMAT = "g2s-run/2"
+OLD_FORMATS = ("g2s-run/1",)
 MANIFEST = "manifest.json"
 STATUSES = ("pending", "running", "done", "failed")
-ALL_STEPS = (1, 2, 3)
-
-
-def run_name(steps) -> str:
-    steps = sorted(set(int(s) for s in steps))
-    if not steps or any(s not in ALL_STEPS for s in steps):
-        raise G2SError(f"steps {steps}: expected a non-empty subset of 1, 2, 3")
-    return "steps_" + "_".join(str(s) for s in steps)
-
-
-def job_id(step: int, attribute: str | None) -> str:
-    return "step1" if step == 1 else f"step{step}/{attribute}"
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -134,18 +123,17 @@ class Run:
     run: str
     dataset: str
     data: str                  # absolute path of the prepared dataset
-    attributes: list[dict]     # [{"name", "crop"}] in label order (= Step 1's column order)
-    steps: list[int]
-    weights_a: dict
+    attributes: list[dict]     # [{"name", "crop"}] in label order (the prepared labels' columns)
+    pretrained: dict           # {"path", "sha256"} of the weights it starts from, or {"random_init": True, ...}
     config: dict
     caffe: dict
     git_commit: str | None
     created: str
     jobs: list[Job]
+    # Which method's run this is, a registry id (g2s_caffe/core/registry.py).  The job machinery
+    # (core/jobs) is the same for all; evaluation reads a run the way its method says.
+    method: str
     format: str = FORMAT
-    # Which method's run this is: "g2s" (Steps 1-3) or "lnets_anet" (the baseline).  The job
-    # machinery (g2s_caffe.core.jobs) is the same; evaluation reads a run the way its method says.
-    method: str = "g2s"
     # Stages of a method that are not `caffe train` jobs (e.g. the baseline's data and SVM
     # stages): name -> {"status", "outputs": {name: {"path", "sha256"}}, "inputs": {...}, ...}.
     stages: dict = field(default_factory=dict)
@@ -180,52 +168,50 @@ class Run:
     def complete(self) -> bool:
         return all(j.status == "done" for j in self.jobs)
 
-    def final_nets(self, require_done: bool = True) -> list[tuple[str, int | None, Job]]:
-        """[(attribute, attr_index in the net's prob or None, job)] in attribute order: each
-        attribute's net of the run's highest step.  With ``require_done`` an unfinished job
-        is a G2SError (finish the run first: rerun `g2s train` with the same arguments)."""
-        top = max(self.steps)
-        out = []
-        for t, name in enumerate(self.attribute_names):
-            if top == 1:
-                out.append((name, t, self.job("step1")))
-            else:
-                out.append((name, None, self.job(job_id(top, name))))
-        if require_done:
-            todo = sorted({j.id for _, _, j in out if not finished(j)})
-            if todo:
-                raise G2SError(f"{self.root / MANIFEST}: {len(todo)} job(s) not finished "
-                               f"({', '.join(todo[:5])}{' ...' if len(todo) > 5 else ''}); "
-                               "rerun the same `g2s train` command to finish them")
-        return out
-
-    def unfinished_attributes(self) -> list[tuple[str, str]]:
-        """(attribute, job id) of every attribute whose final net is not finished yet, e.g. all
-        but A and B of a run trained with ``g2s train --attributes A,B``."""
-        return [(name, job.id) for name, _, job in self.final_nets(require_done=False) if not finished(job)]
-
     # -------------------------------------------------------------- JSON
     def to_json(self) -> dict:
         return {"format": self.format, "method": self.method, "run": self.run, "dataset": self.dataset,
-                "data": self.data,
-                "attributes": self.attributes, "steps": self.steps, "weights_a": self.weights_a,
+                "data": self.data, "attributes": self.attributes, "pretrained": self.pretrained,
                 "config": self.config, "caffe": self.caffe, "git_commit": self.git_commit,
                 "created": self.created, "jobs": [j.to_json() for j in self.jobs], "stages": self.stages}
 
     @classmethod
     def from_json(cls, root: Path, d: dict) -> "Run":
         where = Path(root) / MANIFEST
+        if d.get("format") in OLD_FORMATS:
+            d = upgrade(d, where)
         if d.get("format") != FORMAT:
             raise G2SError(f"{where}: format {d.get('format')!r}, expected {FORMAT!r}")
         try:
             return cls(root=Path(root), run=d["run"], dataset=d["dataset"], data=d["data"],
-                       attributes=list(d["attributes"]), steps=[int(s) for s in d["steps"]],
-                       weights_a=d["weights_a"], config=d.get("config", {}), caffe=d.get("caffe", {}),
-                       git_commit=d.get("git_commit"), created=d["created"],
-                       jobs=[Job.from_json(j) for j in d["jobs"]], method=d.get("method", "g2s"),
+                       attributes=list(d["attributes"]), pretrained=d["pretrained"], config=d.get("config", {}),
+                       caffe=d.get("caffe", {}), git_commit=d.get("git_commit"), created=d["created"],
+                       jobs=[Job.from_json(j) for j in d["jobs"]], method=d["method"],
                        stages=dict(d.get("stages", {})))
         except (KeyError, TypeError) as e:
             raise G2SError(f"{where}: malformed run manifest ({type(e).__name__}: {e})") from e
+
+
+FORMAT_1_METHOD = "g2s"       # format 1 manifests without a "method" were G2S's
+
+
+def upgrade(d: dict, where: Path) -> dict:
+    """A format 1 manifest as format 2: ``weights_a`` is ``pretrained``, the G2S ``steps`` go
+    into ``config``; then the method's own upgrade (registry.Method.upgrade_manifest)."""
+    from g2s_caffe.core import registry
+
+    d = json.loads(json.dumps(d))
+    try:
+        d["pretrained"] = d.pop("weights_a")
+        steps = d.pop("steps", [])
+    except KeyError as e:
+        raise G2SError(f"{where}: malformed run manifest (format 1 without {e})") from e
+    d["method"] = d.get("method") or FORMAT_1_METHOD
+    if steps:
+        d.setdefault("config", {})["steps"] = [int(s) for s in steps]
+    registry.get(d["method"]).upgrade_manifest(d)
+    d["format"] = FORMAT
+    return d
 
 
 def finished(job: Job) -> bool:

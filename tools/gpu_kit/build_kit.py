@@ -402,7 +402,9 @@ def write_nets(nets_dir: Path, mode: str) -> dict:
     """The prototxts of the checks, from the project's own generators; their names."""
     from google.protobuf import text_format
 
-    from g2s_caffe.methods.g2s import nets, params as hp
+    from g2s_caffe.core.datasets import MONITOR_SIZE
+    from g2s_caffe.core.nets.data_layers import with_inputs
+    from g2s_caffe.methods.g2s import nets, params as hp, solvers as g2s_solvers
     from g2s_caffe.core.nets import solvers
     from g2s_caffe.core.attributes import default_attributes
 
@@ -425,7 +427,7 @@ def write_nets(nets_dir: Path, mode: str) -> dict:
     put("train", "train_val.prototxt", train)
     files["time"] = {}
     for b in (batch, cfg["time"]["fallback_batch"]):
-        (nets_dir / f"time_b{b}.prototxt").write_text(text_format.MessageToString(nets.with_inputs(train, b, T)))
+        (nets_dir / f"time_b{b}.prototxt").write_text(text_format.MessageToString(with_inputs(train, b, T)))
         files["time"][str(b)] = f"nets/time_b{b}.prototxt"
     put("features", "features.prototxt",
         nets.step1_net(names, shape, nets.DataSpec("data", "train", "val", "a", batch, cfg["cpu_gpu"]["batch"]),
@@ -445,7 +447,7 @@ def write_nets(nets_dir: Path, mode: str) -> dict:
                                  solver_mode="GPU" if gpu else "CPU")
 
     def solver(net_key: str, prefix: str, max_iter: int, test: bool):
-        s = solvers.solver(files[net_key], prefix, max_iter, hp.TEST_BATCH, settings)
+        s = g2s_solvers.solver(files[net_key], prefix, max_iter, hp.TEST_BATCH, settings)
         s.display, s.average_loss, s.snapshot = tcfg["display"], tcfg["display"], tcfg["iterations"]
         if test:
             del s.test_iter[:]
@@ -482,7 +484,7 @@ def write_nets(nets_dir: Path, mode: str) -> dict:
             "priors": [round(0.1 + 0.8 * ((7 * t) % T) / (T - 1), 3) for t in range(T)]}
     schedule = {"step1_iters": hp.MAX_ITER_STEP1, "step23_iters": hp.MAX_ITER_STEP23, "step23_jobs": 2 * T,
                 "test_interval": hp.TEST_INTERVAL, "test_batch": hp.TEST_BATCH,
-                "test_iter": solvers.test_iterations(hp.MONITOR_SIZE["celeba"], hp.TEST_BATCH),
+                "test_iter": solvers.test_iterations(MONITOR_SIZE["celeba"], hp.TEST_BATCH),
                 "kit_test_iter": tcfg["test_iter"], "batch": hp.BATCH,
                 "readme_assumed_s_per_iter": README_ASSUMED_S_PER_ITER}
     return {"nets": files, "data": data, "schedule": schedule}
@@ -492,8 +494,9 @@ def write_nets(nets_dir: Path, mode: str) -> dict:
 def inputs_fingerprint(caffe_key: str, mode: str) -> str:
     """What the kit is made of besides Caffe: this folder's scripts and the net generators."""
     h = hashlib.sha256(f"{mode}:{caffe_key}".encode())
-    for f in sorted(HERE.glob("*.py")) + [ROOT / "g2s_caffe" / n for n in
-                                           ("nets.py", "params.py", "solvers.py", "attributes.py", "layout.py")]:
+    generators = ("methods/g2s/nets.py", "methods/g2s/params.py", "methods/g2s/solvers.py", "core/nets/solvers.py",
+                  "core/nets/data_layers.py", "core/nets/params.py", "core/attributes.py", "core/layout.py")
+    for f in sorted(HERE.glob("*.py")) + [ROOT / "g2s_caffe" / n for n in generators]:
         h.update(f.name.encode() + sha256_file(f).encode())
     for f in sorted((ROOT / "g2s_caffe" / "data" / "attributes").glob("*")):
         h.update(f.name.encode() + sha256_file(f).encode())

@@ -212,7 +212,7 @@ class EvalResult:
     labels: np.ndarray              # (N, T)
     summary: metrics.Summary        # scores with their intervals
     not_evaluated: list[str]        # attributes of the run without a finished net (--only-finished)
-    method: str = "g2s"             # Run.method: g2s, or lnets_anet (the baseline, lnets_anet/evaluate.py)
+    method: str = ""                # Run.method (the results CSV's "method" column)
 
     @property
     def scores(self) -> list[metrics.AttributeScore]:
@@ -221,7 +221,7 @@ class EvalResult:
 
 def evaluate(run_name: str, items: list[EvalNet], data: layout.PreparedDataset, split: str,
              batch: int = 32, show_progress: bool = True, resamples: int = stats.RESAMPLES,
-             seed: int = stats.SEED, not_evaluated: list[str] | None = None) -> EvalResult:
+             seed: int = stats.SEED, not_evaluated: list[str] | None = None, method: str = "") -> EvalResult:
     """Apply every attribute's net to the split; one pass per distinct (deploy, weights, scheme)."""
     from tqdm import tqdm
 
@@ -254,7 +254,7 @@ def evaluate(run_name: str, items: list[EvalNet], data: layout.PreparedDataset, 
     Y = labels[:, cols]
     return EvalResult(run_name, str(data.manifest.get("dataset", "")), split, names,
                       [it.scheme for it in items], keys_ref, P, Y,
-                      metrics.summarize(P, Y, names, resamples, seed), list(not_evaluated or []))
+                      metrics.summarize(P, Y, names, resamples, seed), list(not_evaluated or []), method)
 
 
 # ------------------------------------------------------------------ writing results
@@ -314,35 +314,6 @@ def plot_scores(r: EvalResult, path: Path) -> Path:
 
 
 # ------------------------------------------------------------------ runs
-def _eval_net(run, name: str, index: int | None, job) -> EvalNet:
-    return EvalNet(name, index, job.scheme, run.path(job.deploy), run.path(job.final.path), run.path(job.train_val))
-
-
-def nets_of_run(run) -> list[EvalNet]:
-    """EvalNet per attribute from a g2s_caffe.core.runs.Run: each attribute's final net (all must
-    be finished; for evaluation see finished_nets_of_run)."""
-    return [_eval_net(run, *net) for net in run.final_nets()]
-
-
-def finished_nets_of_run(run, only_finished: bool = False) -> tuple[list[EvalNet], list[str]]:
-    """(EvalNet per attribute with a finished final net, attributes left out).  Unless
-    ``only_finished``, an attribute whose net is not finished is an error naming them."""
-    todo = run.unfinished_attributes()
-    names = [a for a, _ in todo]
-    if todo and not only_finished:
-        jobs = [j for _, j in todo]
-        raise G2SError(f"{run.root / 'manifest.json'}: {len(todo)} of {len(run.attribute_names)} attributes "
-                       f"have no finished net ({', '.join(names[:5])}{' ...' if len(todo) > 5 else ''}; jobs "
-                       f"{', '.join(jobs[:3])}{' ...' if len(jobs) > 3 else ''}); rerun the same `g2s train` "
-                       f"command to finish them, or pass --only-finished to evaluate the "
-                       f"{len(run.attribute_names) - len(todo)} finished ones")
-    nets = [_eval_net(run, *net) for net in run.final_nets(require_done=False) if net[0] not in names]
-    if not nets:
-        raise G2SError(f"{run.root / 'manifest.json'}: no attribute of run {run.run} has a finished net; "
-                       "finish training with `g2s train` first")
-    return nets, names
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=Path, required=True, help="directory of runs (or one run directory)")
     p.add_argument("--run", default=None, help="evaluate only this run (a name under --runs)")
@@ -387,49 +358,38 @@ def run(args) -> int:
         raise G2SError(f"--batch must be >= 1, got {args.batch}")
     if args.resamples < 1:
         raise G2SError(f"--resamples must be >= 1, got {args.resamples}")
+    from g2s_caffe.core import registry
     from g2s_caffe.core.device import select_device
     from g2s_caffe.core.runs import MANIFEST as RUN_MANIFEST
 
     print(f"g2s eval: running the nets on the {select_device(args.gpu)}")
     root = Path(args.runs)
-    selected = select_runs(root, args.run)
-    from g2s_caffe.methods.lnets.job_hooks import METHOD as LNETS  # face localization only: `g2s localize` evaluates it
-    for r in [r for r in selected if r.method == LNETS]:
-        print(f"{r.run}: an LNets run (face localization, no attribute results): skipped here; its evaluation "
-              f"(Fig. 7, vs our MTCNN port) is `g2s localize --lnets {r.root} --data {r.data} --split {args.split}`")
-    selected = [r for r in selected if r.method != LNETS]
+    selected = []
+    for r in select_runs(root, args.run):
+        skip = registry.of_run(r).skip_evaluation(r, args.split)
+        if skip:
+            print(f"{r.run}: {skip}")
+        else:
+            selected.append(r)
     if not selected:
         raise G2SError(f"{root}: no run with attribute results to evaluate")
     out = args.out or (root.parent if (root / RUN_MANIFEST).is_file() else root) / f"eval_{args.split}.csv"
-    from g2s_caffe.methods.anet import evaluate as anet_eval  # the LNets+ANet baseline's runs: its own evaluator
-
-    def nets_or_check(r):
-        if r.method == anet_eval.METHOD:
-            anet_eval.check_run(r)
-            return None, []
-        return finished_nets_of_run(r, args.only_finished)
-
-    runs_nets = [(r, *nets_or_check(r)) for r in selected]   # refuse before any net runs
+    checked = [(r, registry.of_run(r).evaluation(r, args.only_finished)) for r in selected]   # before any net runs
     rows = []
-    for r, nets, left_out in runs_nets:
+    for r, ev in checked:
         data = layout.open_prepared(args.data or Path(r.data))
-        if r.method == anet_eval.METHOD:
-            res = anet_eval.evaluate_run(r, data, args.split, args.batch, resamples=args.resamples, seed=args.seed)
-        else:
-            res = evaluate(r.run, nets, data, args.split, args.batch, resamples=args.resamples, seed=args.seed,
-                           not_evaluated=left_out)
+        res = ev.evaluate(data, args.split, args.batch, resamples=args.resamples, seed=args.seed)
         files = write_run_outputs(res, r.root / "eval" / args.split)
-        if r.method == anet_eval.METHOD:
-            anet_eval.write_extra(r, res, files[0].parent)
+        ev.write_extra(res, files[0].parent)
         rows += run_rows(res, out, files[0])
         sm = res.summary
         print(f"{r.run}: {args.split} {len(res.keys)} images, {len(res.attributes)} attributes: mean accuracy "
               f"{interval_text(100 * sm.mean_accuracy, sm.mean_accuracy_interval.scaled(100))} %, mean balanced "
               f"accuracy {interval_text(100 * sm.mean_balanced_accuracy, sm.mean_balanced_interval.scaled(100))} % "
               f"({stats.LEVEL} intervals; per image and per attribute: {files[0].parent})")
-        if left_out:
-            print(f"{r.run}: NOT evaluated ({len(left_out)} attribute(s) without a finished net): "
-                  f"{', '.join(left_out)}")
+        if res.not_evaluated:
+            print(f"{r.run}: NOT evaluated ({len(res.not_evaluated)} attribute(s) without a finished net): "
+                  f"{', '.join(res.not_evaluated)}")
     write_atomic(out, csv_text(RESULT_COLUMNS, rows))
     print(f"wrote {out}; compare with the paper: g2s compare {out}")
     return 0

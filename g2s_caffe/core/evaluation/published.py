@@ -26,14 +26,17 @@ METHOD_LABELS: dict[str, str] = {
     "ours": "Sun & Yu (paper)",
 }
 PAPER = "ours"  # the column this project reproduces
-# Which published column a reproduced run stands next to, by its method (g2s_caffe.core.runs.Run.method).
-METHOD_COLUMNS = {"g2s": PAPER, "lnets_anet": "lnets_anet"}
 
 
 def column_of_method(method: str) -> str:
-    if method not in METHOD_COLUMNS:
-        raise G2SError(f"method {method!r}: no published column (known: {', '.join(METHOD_COLUMNS)})")
-    return METHOD_COLUMNS[method]
+    """The published column a run of ``method`` (Run.method) stands next to: the method's own
+    (core/registry.py, Method.published_column)."""
+    from g2s_caffe.core import registry
+
+    columns = {m.id: m.published_column for m in registry.methods() if m.published_column}
+    if method not in columns:
+        raise G2SError(f"method {method!r}: no published column (known: {', '.join(columns)})")
+    return columns[method]
 TABLE_FILES = {"celeba": "table2_celeba.csv", "lfwa": "table3_lfwa.csv"}
 TABLE_NAMES = {"celeba": "Table 2", "lfwa": "Table 3"}
 STEPS_FILE = "table1_steps.csv"

@@ -1,6 +1,6 @@
 """Run copies: the train_val / solver files a `caffe train` job reads, made from generated ones.
 
-Shared by the baseline's two drivers (`g2s anet`, `g2s lnets`): the generated nets read their
+Shared by the methods' training drivers: the generated nets read their
 LMDBs under a placeholder root and carry the paper's batch sizes and iteration counts; a run
 copy re-roots every Data source into the run's data folder, applies the config's overrides,
 and points the solver's net / snapshot_prefix into the job's directory with solver_mode
@@ -48,7 +48,7 @@ def rerooted_net(src: Path, data_root: Path, batch: int | None, test_batch_size:
     """A generated train_val re-rooted to ``data_root``, TRAIN / TEST batches overridden (None keeps)."""
     from caffe.proto import caffe_pb2
 
-    from g2s_caffe.methods.g2s.nets import reroot_sources
+    from g2s_caffe.core.nets.data_layers import reroot_sources
 
     net = reroot_sources(read_text_proto(src, caffe_pb2.NetParameter()), str(data_root))
     for layer in net.layer:
@@ -86,3 +86,18 @@ def set_test_iter(solver, test_iter: int | None, test_batch_size: int | None, im
         raise G2SError("the net has no TEST-phase Data layer to size test_iter by")
     del solver.test_iter[:]
     solver.test_iter.append(test_iter or math.ceil(images / batch))
+
+
+NETS_DIR = "nets"      # RUN/nets/<dataset>/<folder>/: a run's generated nets
+
+
+def run_nets(req, generate, folder_of, placeholder_root: str, command: str) -> Path:
+    """The folder a run's jobs copy their nets from: ``--nets`` (a `g2s gen` tree, found by
+    ``folder_of``), else ``generate`` (a method's tree generator) writes the same
+    files as `g2s gen`, sized by --variant, into the run's nets/."""
+    if req.nets is not None:
+        return folder_of(req.nets, req.dataset)
+    written = generate(req.attrs, req.root / NETS_DIR, req.dataset, req.cfg.shape, req.cfg.solver_settings(),
+                       placeholder_root, f"{command} (variant {req.cfg.variant}, generated for {req.data.root})",
+                       req.data.count(req.monitor_split), req.monitor_split)
+    return written[0].parent

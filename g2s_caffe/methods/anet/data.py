@@ -48,25 +48,6 @@ TRAIN_OUTPUTS = (anet_nets.REGION, anet_nets.LABELS, anet_nets.IDENTITY, anet_ne
 MONITOR_OUTPUTS = (anet_nets.REGION, anet_nets.LABELS)
 
 
-# ------------------------------------------------------------------ the region
-def region_jpeg(raw: bytes, size: int, quality: int, where: str) -> bytes:
-    """The scheme-c crop (JPEG bytes) resized to size x size and encoded as JPEG again.
-
-    Shrinking uses area averaging (no aliasing), enlarging bilinear interpolation."""
-    import cv2
-
-    img = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        raise G2SError(f"{where}: the image datum is not a decodable JPEG; rerun g2s prep")
-    if img.shape[:2] != (size, size):
-        shrink = img.shape[0] > size
-        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise G2SError(f"{where}: JPEG encoding of the {size}x{size} region failed")
-    return buf.tobytes()
-
-
 # ------------------------------------------------------------------ identities
 def split_identities(data: layout.PreparedDataset, split: str) -> tuple[list[str], np.ndarray]:
     """(keys, identity numbers) of a prepared split, in key order."""
@@ -149,7 +130,7 @@ def _build_split(root: Path, data: layout.PreparedDataset, split: str, whats: tu
     n = data.count(split)
     quality = int(data.manifest.get("jpeg_quality", 95))
     if regions is None:
-        from g2s_caffe.methods.lnets_anet.faces import PrepRegions
+        from g2s_caffe.methods.anet.faces import PrepRegions
         regions = PrepRegions(region_size, quality)
     info: dict = {"images": n}
     classes = partner = None

@@ -25,11 +25,10 @@ from g2s_caffe.core.errors import G2SError
 from g2s_caffe.core.atomic import write_atomic
 from g2s_caffe.core.runs import Run, sha256_file
 from g2s_caffe.methods.anet import params as hp
-from g2s_caffe.methods.anet.job_hooks import METHOD
-from g2s_caffe.methods.anet.stages import finetuned, one_pass
+from g2s_caffe.methods.anet.faces import source_of
+from g2s_caffe.methods.anet.stages import finetuned, one_pass, shape_of
 
 EXTRA_FILE = "lnets_anet.json"
-FACES_FILE = "faces.csv"
 PROBABILITY_NOTE = ("p = sigmoid(mean over the patches of the SVM decision value): p >= 0.5 exactly when the "
                     "SVM decides positive; not a calibrated probability")
 
@@ -86,77 +85,28 @@ def evaluate_run(run: Run, data: layout.PreparedDataset, split: str, batch: int 
     P, Y = np.concatenate(probs), np.concatenate(labels)[:, cols]
     return EvalResult(run.run, str(data.manifest.get("dataset", "")), split, list(names),
                       [hp.ENLARGE_SCHEME] * len(names), keys, P, Y, metrics.summarize(P, Y, list(names), resamples, seed),
-                      [], method=METHOD)
+                      [], method=run.method)
 
 
 def eval_dir(run: Run, split: str) -> Path:
-    """Where `g2s eval` writes a run's outputs for a split (evaluate.run)."""
+    """Where `g2s eval` writes a run's outputs for a split (core/evaluation/evaluate.py)."""
     return run.root / "eval" / split
 
 
 def test_regions(run: Run, data: layout.PreparedDataset, split: str, show: bool = True):
-    """The region source of an evaluated split: the prepared crops (--faces prep), or the face
-    windows the run's LNets find on the split's raw images now (test rule, faces.py), written
-    to eval/<split>/faces.csv."""
-    from g2s_caffe.methods.lnets_anet.faces import LNETS, faces_csv, lnets_run, split_windows
-    from g2s_caffe.methods.lnets.stages import cascade_identity, cascade_of
-    from g2s_caffe.methods.lnets.raw import RawImages
-    from g2s_caffe.methods.anet.stages import faces_of, regions_of
-
-    if faces_of(run) != LNETS:
-        return regions_of(run, data, split)
-    lnets = lnets_run(Path(run.config["lnets"]))
-    same = Path(run.data).resolve() == data.root.resolve()
-    images = run.config.get("images") if same else None
-    raw = RawImages(data, Path(images) if images else None)
-    tag = {"lnets": {"run": str(lnets.root.resolve()), **cascade_identity(lnets)}, "images": raw.identity(),
-           "data": str(data.root.resolve())}
-    out = eval_dir(run, split)
-    keys, recs = split_windows(cascade_of(lnets), tag, data, raw, split, out / ".faces.chunks", test=True,
-                               show=show)
-    write_atomic(out / FACES_FILE, faces_csv(keys, recs))
-    return regions_of(run, data, split, {k: r["box"] for k, r in zip(keys, recs)}, images or "")
-
-
-def faces_summary(run: Run, res, out_dir: Path) -> dict | None:
-    """The end-to-end run's localization on the evaluated split: "no face" images counted, and
-    the mean accuracy on each part (faces.py's rule: they are predicted from the best window)."""
-    from g2s_caffe.methods.lnets_anet.faces import LNETS, TEST_RULE
-    from g2s_caffe.methods.anet.stages import faces_of
-
-    if faces_of(run) != LNETS:
-        return None
-    import csv
-
-    with open(Path(out_dir) / FACES_FILE, newline="") as f:
-        flags = {r["key"]: r["no_face"] == "1" for r in csv.DictReader(f)}
-    if [k for k in res.keys if k not in flags]:
-        raise G2SError(f"{Path(out_dir) / FACES_FILE}: does not cover the evaluated images; rerun g2s eval")
-    no = np.array([flags[k] for k in res.keys])
-    right = metrics.decide(res.probs) == (res.labels >= 0.5)
-    part = lambda m: float(100 * right[m].mean()) if m.any() else None
-    return {"file": FACES_FILE, "images": len(res.keys), "no_face": int(no.sum()), "face": int((~no).sum()),
-            "rule": TEST_RULE, "mean_accuracy_face": part(~no), "mean_accuracy_no_face": part(no),
-            "lnets_run": run.config.get("lnets")}
-
-
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2f} %"
+    """The region source of an evaluated split: its face source's (the prepared crops, or the
+    face windows the run's LNets find on the split's raw images now)."""
+    return source_of(run).test_regions(run, data, split, int(data.manifest.get("jpeg_quality", 95)),
+                                       shape_of(run).region_size, eval_dir(run, split), show)
 
 
 def write_extra(run: Run, res, out_dir: Path) -> Path:
     svm = run.stages["svm"]
     _, weights, sha = finetuned(run)
     one = svm.get("one_class", {})
-    faces = faces_summary(run, res, out_dir)
-    if faces is not None:
-        print(f"{run.run}: LNets found no face (score below the threshold) in {faces['no_face']} of "
-              f"{faces['images']} {res.split} images; they are predicted from the best window (README), mean "
-              f"accuracy there {_pct(faces['mean_accuracy_no_face'])} vs {_pct(faces['mean_accuracy_face'])} on the "
-              f"others ({Path(out_dir) / FACES_FILE})")
+    faces = source_of(run).eval_summary(run, res, out_dir)
     return write_atomic(Path(out_dir) / EXTRA_FILE, json.dumps({
-        "faces": faces or {"source": "prep", "note": "g2s prep's face boxes (scheme c), not LNets"},
-        "method": METHOD, "run": str(run.root.resolve()), "split": res.split,
+        "faces": faces, "method": run.method, "run": str(run.root.resolve()), "split": res.split,
         "anet": {"weights": str(weights.resolve()), "sha256": sha, "shape": run.config.get("shape"),
                  "from_run": (run.config.get("anet_from") or {}).get("run")},
         "svm": {"split": svm.get("split"), "held_out_by": svm.get("held_out_by"),

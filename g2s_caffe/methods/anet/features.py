@@ -38,7 +38,7 @@ class OnePass:
         """``regions(keys, scheme-c JPEGs) -> region JPEGs`` (faces.py); None = the prepared
         crops resized, as the data stage of a `--faces prep` run makes them."""
         from g2s_caffe.core.evaluation.evaluate import eval_transform
-        from g2s_caffe.methods.lnets_anet.faces import PrepRegions
+        from g2s_caffe.methods.anet.faces import PrepRegions
 
         for p in (deploy, weights, train_val):
             if not Path(p).is_file():

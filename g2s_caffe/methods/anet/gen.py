@@ -5,9 +5,6 @@
   patch_deploy                           one patch -> FC and P(attribute)
   onepass_deploy                         the region -> FC of every test patch, one pass
 
-and LNets' (``generate_lnets_tree``): OUT/<dataset>/lnets/{lnet_o,lnet_s}_{train_val,solver,deploy}
-(attribute fine-tuning of LNet_o / LNet_s, and the net giving the averaged C5 response map).
-
 The committed tree (`g2s gen --all`) has CelebA's: LFWA uses the CelebA-trained ANet (the
 paper's protocol), so only its SVMs are trained on LFWA.  The pre-training head has
 PAPER_IDENTITIES outputs; a run copy sets the number of identities its train split has.
@@ -18,7 +15,12 @@ from pathlib import Path
 
 from g2s_caffe.core.atomic import write_atomic
 from g2s_caffe.core.attributes import AttributeList
+from g2s_caffe.core.datasets import monitor_split
+from g2s_caffe.core.nets.render import SUFFIX, render
 from g2s_caffe.methods.anet import params as hp
+
+GENERATOR = "g2s_caffe/methods/anet/gen.py"
+COMMITTED = ("celeba",)       # LFWA's ANet is CelebA's (the paper's protocol: only its SVMs train on LFWA)
 
 FOLDER = "anet"
 FILES = ("pretrain_train_val", "pretrain_solver", "finetune_train_val", "finetune_solver",
@@ -33,7 +35,6 @@ def data_root_for(dataset_root: str) -> str:
 def generate_anet_tree(attrs: AttributeList, out: Path, dataset: str, shape: hp.ANetShape,
                        solver: hp.ANetSolverSettings, data_root: str, command: str, monitor_size: int,
                        monitor_split: str = "val", identities: int = hp.PAPER_IDENTITIES) -> list[Path]:
-    from g2s_caffe.methods.g2s.gen import SUFFIX, render
     from g2s_caffe.methods.anet import nets
 
     folder = Path(out) / dataset / FOLDER
@@ -57,61 +58,15 @@ def generate_anet_tree(attrs: AttributeList, out: Path, dataset: str, shape: hp.
     written = []
     for stem in FILES:
         p = folder / f"{stem}{SUFFIX}"
-        write_atomic(p, render(protos[stem], header, note))
+        write_atomic(p, render(protos[stem], header, GENERATOR, note))
         written.append(p)
     return written
 
 
-# ---------------------------------------------------------------- LNets (part 2 of the baseline)
-LNETS_FOLDER = "lnets"
-LNETS_FILES = tuple(f"{which}_{stem}" for which in ("lnet_o", "lnet_s")
-                    for stem in ("train_val", "solver", "deploy"))
-
-
-def lnets_data_root_for(dataset_root: str) -> str:
-    """Where the committed LNet nets say their LMDBs are (re-rooted by a run)."""
-    return f"{dataset_root}/{LNETS_FOLDER}"
-
-
-def generate_lnets_tree(attrs: AttributeList, out: Path, dataset: str, shape, solver, data_root: str,
-                        command: str, monitor_size: int, monitor_split: str = "val") -> list[Path]:
-    """OUT/<dataset>/lnets/{lnet_o,lnet_s}_{train_val,solver,deploy}.prototxt (lnet_nets.py)."""
-    from g2s_caffe.methods.g2s.gen import SUFFIX, render
-    from g2s_caffe.methods.lnets import nets as lnet_nets
-
-    folder = Path(out) / dataset / LNETS_FOLDER
-    data = lnet_nets.LNetData(lnets_data_root_for(data_root), "train", monitor_split, solver.batch_size,
-                              solver.test_batch_size)
-    path = lambda stem: (folder / f"{stem}{SUFFIX}").as_posix()
-    protos = {}
-    for which in ("lnet_o", "lnet_s"):
-        protos[f"{which}_train_val"] = lnet_nets.finetune_net(which, attrs.names, shape, data,
-                                                              f"{dataset}_{which}_finetune")
-        protos[f"{which}_solver"] = lnet_nets.solver(path(f"{which}_train_val"),
-                                                     f"runs/{dataset}/lnets/{which}/snapshots/{which}", solver,
-                                                     monitor_size)
-        protos[f"{which}_deploy"] = lnet_nets.deploy_net(shape, name=f"{dataset}_{which}_deploy")
-    note = (f"# LNets (BVLC AlexNet's conv1..conv5 at widths {'/'.join(map(str, shape.widths))}, "
-            f"{shape.input_size}-px training input); see g2s_caffe/methods/lnets/params.py for what "
-            "the paper fixes and what we chose.\n")
-    written = []
-    for stem in LNETS_FILES:
-        p = folder / f"{stem}{SUFFIX}"
-        write_atomic(p, render(protos[stem], f"# {command}", note))
-        written.append(p)
-    return written
-
-
-NETS_DIR = "nets"      # RUN/nets/<dataset>/<anet|lnets>/: a run's generated nets
-
-
-def run_nets(req, generate, folder_of, placeholder_root: str, command: str) -> Path:
-    """The folder a run's jobs copy their nets from: ``--nets`` (a `g2s gen` tree, found by
-    ``folder_of``), else ``generate`` (generate_anet_tree / generate_lnets_tree) writes the same
-    files as `g2s gen`, sized by --variant, into the run's nets/."""
-    if req.nets is not None:
-        return folder_of(req.nets, req.dataset)
-    written = generate(req.attrs, req.root / NETS_DIR, req.dataset, req.cfg.shape, req.cfg.solver_settings(),
-                       placeholder_root, f"{command} (variant {req.cfg.variant}, generated for {req.data.root})",
-                       req.data.count(req.monitor_split), req.monitor_split)
-    return written[0].parent
+def generate(req) -> list[Path]:
+    """`g2s gen`: the tree for the request's list and variant (--all: CelebA's only)."""
+    if req.every_dataset and req.dataset not in COMMITTED:
+        return []
+    shape, solver = req.preset(hp.ANET_VARIANTS)
+    return generate_anet_tree(req.attrs, req.out, req.dataset, shape, solver, req.data_root, req.command,
+                              req.standard_monitor_size(), monitor_split(req.dataset))

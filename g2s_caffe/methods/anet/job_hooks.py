@@ -13,7 +13,7 @@ from g2s_caffe.core.errors import G2SError
 from g2s_caffe.core.jobs.reuse import training_fingerprint
 from g2s_caffe.core.runs import Init, Job, Run, sha256_file
 
-METHOD = "lnets_anet"         # Run.method of an ANet run
+JOB_KIND = "anet"             # in the jobs' fingerprints: ANet's two jobs, whichever the face source
 PRETRAIN = "anet/pretrain"
 FINETUNE = "anet/finetune"
 RANDOM = "random"
@@ -50,4 +50,4 @@ class ANetMethod:
                 return None
             key = f"{pid}:{parent_fp}"
         data = {k: v.get("sha256") for k, v in run.stages.get("data", {}).get("outputs", {}).items()}
-        return training_fingerprint(run, job, key, method=METHOD, data=data)
+        return training_fingerprint(run, job, key, method=JOB_KIND, data=data)

@@ -39,8 +39,8 @@ import caffe
 from caffe import layers as L, params as P
 from caffe.proto import caffe_pb2
 
-from g2s_caffe.methods.g2s import params as g2s_params
-from g2s_caffe.methods.g2s.nets import INDEX_SUFFIX, SplitLMDBs, lmdb_source, with_test_twins
+from g2s_caffe.core.nets.params import param_spec
+from g2s_caffe.core.nets.data_layers import INDEX_SUFFIX, SplitLMDBs, lmdb_source, with_test_twins
 from g2s_caffe.core.nets.solvers import sgd_solver, test_iterations
 from g2s_caffe.methods.anet import params as hp
 from g2s_caffe.methods.anet.local_conv import locally_shared_conv, slice_layer_names
@@ -73,7 +73,7 @@ class Branch:
         return base + self.suffix
 
     def param(self, layer: str, lr_mult: float = 1) -> list[dict]:
-        spec = [dict(p) for p in g2s_params.param_spec(lr_mult)]
+        spec = [dict(p) for p in param_spec(lr_mult)]
         if self.shared:
             spec[0]["name"], spec[1]["name"] = f"{layer}_w", f"{layer}_b"
         return spec
@@ -261,7 +261,7 @@ def load_onepass(deploy: str, weights: str, shape: hp.ANetShape):
     its per-cell convolutions."""
     import caffe as caffe_mod
 
-    from g2s_caffe.methods.g2s.surgery import read_caffemodel
+    from g2s_caffe.core.nets.weights import read_caffemodel
 
     net = caffe_mod.Net(str(deploy), caffe_mod.TEST, weights=str(weights))
     blobs = read_caffemodel(weights)

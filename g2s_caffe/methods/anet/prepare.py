@@ -13,7 +13,7 @@
     RUNS/<run>/svm/                 features of the SVM split, the SVMs (features.py, svm.py)
 
 Run copies (what `caffe train` reads) come from the generated files: every Data source is
-re-rooted to RUNS/<run>/data (g2s_caffe.methods.g2s.nets.reroot_sources), the identity classifier gets
+re-rooted to RUNS/<run>/data (g2s_caffe.core.nets.data_layers.reroot_sources), the identity classifier gets
 the train split's number of people (the generated files carry the paper's 8000), the config's
 batch and iteration overrides are applied, and the solver's net / snapshot_prefix point into
 the job's directory, solver_mode following --gpus.
@@ -27,18 +27,18 @@ from g2s_caffe.core.attributes import AttributeList
 from g2s_caffe.core.config import to_dict
 from g2s_caffe.core.errors import G2SError
 from g2s_caffe.core.jobs import runcopy
-from g2s_caffe.core.nets.protofiles import read_text_proto, write_text_proto
-from g2s_caffe.core.jobs.provenance import caffe_info, git_commit, now
-from g2s_caffe.core.jobs.runner import LOG, SNAPSHOT_DIR
+from g2s_caffe.core.jobs.prepare import create_or_load as create_or_load_run, new_run, write_job as write_job_files
+from g2s_caffe.core.jobs.runcopy import run_nets
 from g2s_caffe.core.layout import PreparedDataset
-from g2s_caffe.core.runs import MANIFEST, Job, Run, load_run, locked, save_run
+from g2s_caffe.core.nets.protofiles import read_text_proto
+from g2s_caffe.core.runs import Job, Run, load_run
 from g2s_caffe.methods.anet import nets as anet_nets
 from g2s_caffe.methods.anet import params as hp
 from g2s_caffe.methods.anet.config import ANetConfig
 from g2s_caffe.methods.anet.data import DATA_DIR
-from g2s_caffe.methods.lnets_anet.faces import PREP, RUN_NAMES, lnets_weights
-from g2s_caffe.methods.anet.gen import FILES as NET_FILES  # as `g2s gen` writes them under OUT/<dataset>/anet/
-from g2s_caffe.methods.anet.job_hooks import FINETUNE, METHOD, PRETRAIN, RANDOM
+from g2s_caffe.methods.anet.faces import PREP, anet_methods, source
+from g2s_caffe.methods.anet.gen import FILES as NET_FILES, generate_anet_tree  # as `g2s gen` writes them
+from g2s_caffe.methods.anet.job_hooks import FINETUNE, PRETRAIN, RANDOM
 
 PATCH_DEPLOY = "patch_deploy.prototxt"
 WEIGHTS_NOTE = ("no Model A: ANet is pre-trained from random init on face identities (paper §2.2), then "
@@ -61,13 +61,17 @@ class Request:
     svm_split: str
     identities: int            # K: people in the train split (0 with anet_from)
     anet_from: Path | None     # an ANet run whose fine-tuned net this run uses (LFWA)
-    faces: str = PREP          # where the face regions come from (faces.py): prep | lnets
+    faces: str = PREP          # where the face regions come from (faces.py): a face source's name
     lnets: Path | None = None  # --faces lnets: the LNets run (g2s lnets) that finds them
     images: Path | None = None  # --faces lnets: the raw images (None: the prepared manifest's)
 
     @property
     def run_name(self) -> str:
-        return RUN_NAMES[self.faces]
+        return source(self.faces).run_name
+
+    @property
+    def method(self) -> str:
+        return source(self.faces).method
 
     @property
     def root(self) -> Path:
@@ -111,31 +115,22 @@ def write_job(req: Request, nets_dir: Path, stage: str) -> Job:
     from caffe.proto import caffe_pb2
 
     jid = PRETRAIN if stage == "pretrain" else FINETUNE
-    rel = stage
-    job_dir = req.root / rel
-    (job_dir / SNAPSHOT_DIR).mkdir(parents=True, exist_ok=True)
     net = copy_net(nets_dir / f"{stage}_train_val.prototxt", req, req.identities if stage == "pretrain" else None)
-    solver = copy_solver(nets_dir / f"{stage}_solver.prototxt", req, job_dir, jid.replace("/", "_"), stage,
+    solver = copy_solver(nets_dir / f"{stage}_solver.prototxt", req, req.root / stage, jid.replace("/", "_"), stage,
                          runcopy.test_batch(net))
-    head = f"# run copy of {nets_dir} for job {jid} (written by g2s anet)\n"
-    write_text_proto(job_dir / "train_val.prototxt", net, head)
-    write_text_proto(job_dir / "solver.prototxt", solver, head)
-    if stage == "pretrain":
-        write_text_proto(job_dir / "deploy.prototxt", anet_nets.patch_deploy(req.cfg.shape), head)
-    else:
-        write_text_proto(job_dir / "deploy.prototxt",
-                         read_text_proto(nets_dir / "onepass_deploy.prototxt", caffe_pb2.NetParameter()), head)
-        write_text_proto(job_dir / PATCH_DEPLOY,
-                         read_text_proto(nets_dir / "patch_deploy.prototxt", caffe_pb2.NetParameter()), head)
+    files = {"train_val": net, "solver": solver}
     extra = {"stage": stage, "init_from": RANDOM if stage == "pretrain" else PRETRAIN,
              "depends": [] if stage == "pretrain" else [PRETRAIN]}
-    if stage == "finetune":
-        extra["patch_deploy"] = f"{rel}/{PATCH_DEPLOY}"
-    else:
+    if stage == "pretrain":
+        files["deploy"] = anet_nets.patch_deploy(req.cfg.shape)
         extra["identities"] = req.identities
-    return Job(id=jid, step=0, attribute=None, attr_index=None, scheme=hp.ENLARGE_SCHEME, dir=rel,
-               solver=f"{rel}/solver.prototxt", train_val=f"{rel}/train_val.prototxt", deploy=f"{rel}/deploy.prototxt",
-               log=f"{rel}/{LOG}", seed=int(solver.random_seed), extra=extra)
+    else:
+        read = lambda name: read_text_proto(nets_dir / name, caffe_pb2.NetParameter())
+        files["deploy"] = read("onepass_deploy.prototxt")
+        files[PATCH_DEPLOY.removesuffix(".prototxt")] = read("patch_deploy.prototxt")
+        extra["patch_deploy"] = f"{stage}/{PATCH_DEPLOY}"
+    return write_job_files(req.root, stage, jid, files, f"# run copy of {nets_dir} for job {jid} (written by g2s anet)\n",
+                           solver.random_seed, extra, scheme=hp.ENLARGE_SCHEME)
 
 
 def borrowed_jobs(req: Request) -> tuple[list[Job], dict]:
@@ -143,7 +138,7 @@ def borrowed_jobs(req: Request) -> tuple[list[Job], dict]:
     from g2s_caffe.core.runs import finished, sha256_file
 
     other = load_run(req.anet_from)
-    if other.method != METHOD:
+    if other.method not in anet_methods():
         raise G2SError(f"--anet-from {req.anet_from}: a {other.method!r} run, not an ANet run (`g2s anet`)")
     jobs = []
     for jid in (PRETRAIN, FINETUNE):
@@ -178,24 +173,15 @@ def identity(req: Request) -> dict:
             "nets": str(req.nets.resolve()) if req.nets else None, "gpus": bool(req.gpus),
             "anet_from": str(req.anet_from.resolve()) if req.anet_from else None, "faces": req.faces,
             "lnets": str(req.lnets.resolve()) if req.lnets else None,
-            "lnets_weights": lnets_weights(req.lnets) if req.lnets else None}
+            "lnets_weights": source(req.faces).identity(req)}
 
 
 def create_or_load(req: Request) -> Run:
     """The run's manifest: created with its jobs and run copies on the first call; on a rerun,
     loaded and checked to be the same run (else a G2SError: use another --runs)."""
-    root = req.root
     ident = identity(req)
-    with locked(root):
-        if (root / MANIFEST).is_file():
-            run = load_run(root)
-            old = run.config.get("identity")
-            if run.method != METHOD or old != ident:
-                diff = sorted(k for k in ident if (old or {}).get(k) != ident[k])
-                raise G2SError(f"{root / MANIFEST}: this run was started with different settings "
-                               f"({', '.join(diff) or 'another method'}); rerun with the original arguments, "
-                               "or use another --runs directory")
-            return run
+
+    def create() -> Run:
         config = to_dict(req.cfg)
         config.update(identity=ident, shape=asdict(req.cfg.shape), gpus=list(req.gpus),
                       train_split=req.train_split, monitor_split=req.monitor_split, faces=req.faces,
@@ -210,17 +196,12 @@ def create_or_load(req: Request) -> Run:
                 raise G2SError(f"--anet-from {req.anet_from}: its ANet was trained on --faces {source['faces']} regions, "
                                f"this run asks for --faces {req.faces}; pass the same --faces")
             config["anet_from"] = source
-            nets_dir = None
         else:
-            from g2s_caffe.methods.anet.gen import generate_anet_tree, run_nets
-
             nets_dir = run_nets(req, generate_anet_tree, nets_folder, PLACEHOLDER_ROOT, "g2s anet")
             jobs = [write_job(req, nets_dir, "pretrain"), write_job(req, nets_dir, "finetune")]
             config["nets"] = str(nets_dir)
-        run = Run(root=root, run=req.run_name, dataset=req.dataset, data=str(req.data.root.resolve()),
-                  attributes=[{"name": a.name, "crop": hp.ENLARGE_SCHEME} for a in req.attrs.attributes],
-                  steps=[], weights_a={"path": None, "sha256": None, "random_init": True, "note": WEIGHTS_NOTE},
-                  config=config, caffe=caffe_info(), git_commit=git_commit(), created=now(), jobs=jobs,
-                  method=METHOD)
-        save_run(run)
-        return run
+        return new_run(req.root, req.run_name, req.method, req.dataset, req.data.root,
+                       [{"name": a.name, "crop": hp.ENLARGE_SCHEME} for a in req.attrs.attributes],
+                       {"path": None, "sha256": None, "random_init": True, "note": WEIGHTS_NOTE}, config, jobs)
+
+    return create_or_load_run(req.root, req.method, ident, create)

@@ -21,100 +21,25 @@ from g2s_caffe.core import layout
 from g2s_caffe.core.errors import G2SError
 from g2s_caffe.core.atomic import write_atomic
 from g2s_caffe.core.jobs.provenance import now
+from g2s_caffe.core.jobs.stages import as_json, reusable
 from g2s_caffe.core.runs import Run, commit_stage, sha256_file
 from g2s_caffe.methods.anet import data as anet_data
 from g2s_caffe.methods.anet import params as hp
+from g2s_caffe.methods.anet.faces import source_of
 
 SVM_DIR = "svm"
 SVM_FILE = "svm.npz"
-
-
-def _json(d: dict) -> dict:
-    return json.loads(json.dumps(d))
-
-
-def reusable(run: Run, name: str, inputs: dict) -> bool:
-    e = run.stages.get(name) or {}
-    if e.get("status") != "done" or e.get("inputs") != _json(inputs):
-        return False
-    for out in e.get("outputs", {}).values():
-        path = run.path(out["path"])
-        if not path.exists() or (path.is_file() and sha256_file(path) != out["sha256"]):
-            return False
-    return True
 
 
 def shape_of(run: Run) -> hp.ANetShape:
     return hp.ANetShape(**run.config["shape"])
 
 
-# ------------------------------------------------------------------ faces (--faces lnets)
-def faces_of(run: Run) -> str:
-    from g2s_caffe.methods.lnets_anet.faces import PREP
-
-    return run.config.get("faces", PREP)
-
-
-def faces_stage(run: Run, req, splits: list[str]) -> Run:
-    """LNets' face window of every image of ``splits`` (faces.py), as RUNS/<run>/faces/<split>.csv."""
-    from g2s_caffe.methods.lnets_anet.faces import FACES_DIR, faces_csv, lnets_run, split_windows
-    from g2s_caffe.methods.lnets.stages import cascade_identity, cascade_of
-    from g2s_caffe.methods.lnets.raw import RawImages
-
-    lnets = lnets_run(req.lnets)
-    raw = RawImages(req.data, req.images)
-    splits = list(dict.fromkeys(splits))
-    inputs = {"lnets": {"run": str(lnets.root.resolve()), **cascade_identity(lnets)}, "images": raw.identity(),
-              "prepared": {s: req.data.manifest["splits"][s].get("keys_sha256") for s in splits}}
-    if reusable(run, "faces", inputs):
-        print(f"{run.run}: LNets faces finished before, kept")
-        return run
-    started = now()
-    run = commit_stage(run.root, "faces", {"status": "running", "started": started, "inputs": inputs})
-    from g2s_caffe.core.device import select_device
-
-    select_device(req.gpus[0] if req.gpus else None)
-    cascade = cascade_of(lnets)
-    outputs, no_face = {}, {}
-    for split in splits:
-        keys, recs = split_windows(cascade, inputs, req.data, raw, split, run.root / FACES_DIR / f"{split}.chunks",
-                                   test=False)
-        out = write_atomic(run.root / FACES_DIR / f"{split}.csv", faces_csv(keys, recs))
-        outputs[split] = {"path": run.rel(out), "sha256": sha256_file(out)}
-        no_face[split] = int(sum(r["no_face"] for r in recs))
-        print(f"{run.run}: LNets faces of {split}: {len(keys)} images, {no_face[split]} below the face threshold "
-              "(their best window is used: each training image holds one face, §2.1)")
-    return commit_stage(run.root, "faces", {"status": "done", "started": started, "finished": now(),
-                                            "inputs": inputs, "outputs": outputs, "below_threshold": no_face,
-                                            "rule": "training images: LNet_s's best window, no pruning"})
-
-
-def regions_of(run: Run, data: layout.PreparedDataset, split: str, windows: dict | None = None, images=None):
-    """The run's region source for a split (faces.py): the prepared crops, or LNets' windows
-    (``windows``, else the faces stage's file of that split)."""
-    from g2s_caffe.methods.lnets_anet.faces import LNETS, LNetsRegions, PrepRegions, read_faces_csv
-
-    shape, quality = shape_of(run), int(data.manifest.get("jpeg_quality", 95))
-    if faces_of(run) != LNETS:
-        return PrepRegions(shape.region_size, quality)
-    from g2s_caffe.methods.lnets.raw import RawImages
-
-    if windows is None:
-        out = (run.stages.get("faces") or {}).get("outputs", {}).get(split)
-        if out is None:
-            raise G2SError(f"{run.root}/manifest.json: no LNets faces of the {split} split; rerun `g2s anet --faces lnets`")
-        windows = read_faces_csv(run.path(out["path"]))
-    images = images if images is not None else run.config.get("images")
-    return LNetsRegions(RawImages(data, Path(images) if images else None), windows, data.image_size,
-                        shape.region_size, quality)
-
-
-def _faces_inputs(run: Run, split: str) -> dict:
-    from g2s_caffe.methods.lnets_anet.faces import LNETS
-
-    if faces_of(run) != LNETS:
-        return {}
-    return {"faces": LNETS, "windows": (run.stages.get("faces") or {}).get("outputs", {}).get(split)}
+# ------------------------------------------------------------------ faces (faces.py)
+def regions_of(run: Run, data: layout.PreparedDataset, split: str):
+    """The run's region source for a split ANet trains on (its face source's)."""
+    return source_of(run).regions(run, data, split, int(data.manifest.get("jpeg_quality", 95)),
+                                  shape_of(run).region_size)
 
 
 # ------------------------------------------------------------------ data
@@ -124,13 +49,13 @@ def data_stage(run: Run, req) -> Run:
     inputs = {"prepared": anet_data.stage_inputs(req.data, splits), "region_size": shape.region_size,
               "jpeg_quality": int(req.data.manifest.get("jpeg_quality", 95)), "scheme": hp.ENLARGE_SCHEME}
     for split in splits:
-        if _faces_inputs(run, split):
-            inputs[f"faces_{split}"] = _faces_inputs(run, split)
+        if source_of(run).stage_inputs(run, split):
+            inputs[f"faces_{split}"] = source_of(run).stage_inputs(run, split)
     if reusable(run, "data", inputs):
         print(f"{run.run}: data stage finished before, kept")
         return run
     old = run.stages.get("data")
-    if old and old.get("inputs") != _json(inputs):
+    if old and old.get("inputs") != as_json(inputs):
         anet_data.discard(run.root)               # built from other inputs
     started = now()
     run = commit_stage(run.root, "data", {"status": "running", "started": started, "inputs": inputs})
@@ -176,7 +101,6 @@ def one_pass(run: Run, data: layout.PreparedDataset, regions=None):
                    int(data.manifest.get("jpeg_quality", 95)), regions)
 
 
-
 def features_stage(run: Run, req) -> Run:
     from g2s_caffe.methods.anet.features import extract
 
@@ -187,7 +111,7 @@ def features_stage(run: Run, req) -> Run:
     inputs = {"weights": {"path": str(weights), "sha256": sha}, "deploy": sha256_file(run.path(job.deploy)),
               "split": split, "prepared": {w: lm[w]["sha256"] for w in whats},
               "data": str(req.data.root.resolve()), "region_size": shape_of(run).region_size,
-              **_faces_inputs(run, split)}
+              **source_of(run).stage_inputs(run, split)}
     if reusable(run, "features", inputs):
         print(f"{run.run}: features of {split} finished before, kept")
         return run
@@ -229,7 +153,7 @@ def svm_stage(run: Run, req) -> Run:
         return run
     folder = run.root / SVM_DIR / "attributes"
     tag = folder / "tag.json"
-    if folder.is_dir() and (not tag.is_file() or json.loads(tag.read_text()) != _json(inputs)):
+    if folder.is_dir() and (not tag.is_file() or json.loads(tag.read_text()) != as_json(inputs)):
         shutil.rmtree(folder)                     # SVMs of other features or settings
     folder.mkdir(parents=True, exist_ok=True)
     write_atomic(tag, json.dumps(inputs, sort_keys=True))

@@ -45,13 +45,15 @@ def score_job(run_dir: Path, attr: str, scheme: str, data: layout.PreparedDatase
 
 def train_scheme(data_dir: Path, attrs: AttributeList, names: list[str], scheme: str, args, work: Path) -> Path:
     """`g2s train --steps 3 --only step3/<a>...` of every attribute on ``scheme``: one run."""
-    from g2s_caffe.cli import build_parser
+    import argparse
+
+    from g2s_caffe.methods.g2s.train import cli as train_cli
 
     yaml_path = work / "attributes" / f"{scheme}.yaml"
     write_atomic(yaml_path, f"dataset: {attrs.dataset}\nattributes:\n" + "".join(
         f"  - {{name: {a.name}, crop: {scheme}}}\n" for a in attrs.attributes))
     runs_dir = work / "runs" / f"{scheme}_iters{args.iters}"   # another --iters is another run
-    argv = ["train", "--data", str(data_dir), "--runs", str(runs_dir), "--attributes", str(yaml_path),
+    argv = ["--data", str(data_dir), "--runs", str(runs_dir), "--attributes", str(yaml_path),
             "--steps", "3", "--only", ",".join(f"step3/{a}" for a in names),
             "--weights-a", str(args.init) if args.init else "none",
             "--set", f"solver.max_iter_step23={args.iters}"]
@@ -61,8 +63,9 @@ def train_scheme(data_dir: Path, attrs: AttributeList, names: list[str], scheme:
         argv += ["--config", str(args.config)]
     if args.jobs:
         argv += ["--jobs", str(args.jobs)]
-    targs = build_parser().parse_args(argv)
-    rc = targs._run(targs)   # G2SErrors propagate with the trainer's own message
+    parser = argparse.ArgumentParser(prog="g2s train")
+    train_cli.add_arguments(parser)
+    rc = train_cli.run(parser.parse_args(argv))   # G2SErrors propagate with the trainer's own message
     if rc:
         raise G2SError(f"g2s train for scheme {scheme} failed (exit {rc}); see {runs_dir}")
     return runs_dir / "steps_3"

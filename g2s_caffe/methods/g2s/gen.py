@@ -1,8 +1,4 @@
-"""Write the paper's nets and solvers for Steps 1-3 from an attribute list.
-
-  g2s gen --all                       the committed tree: prototxt/{celeba,lfwa}/...
-  g2s gen --attributes my.yaml --dataset mine --out prototxt
-  g2s gen --variant small --out /tmp/nets     1/16-width VGG-16 on 56x56 crops (CPU demo/tests)
+"""G2S's nets and solvers for Steps 1-3 from an attribute list (`g2s gen`, g2s_caffe/core/gen.py).
 
 Tree: OUT/<dataset>/step1/{train_val,deploy,solver}.prototxt and
 OUT/<dataset>/step{2,3}/<attribute>/{train_val,deploy,solver}.prototxt; every file starts
@@ -21,7 +17,7 @@ Design.
   SoftmaxWithLoss "loss_<attr>" of weight 1 (their sum is Eq. 1) and a TEST "accuracy_<attr>".
   Steps 2/3: head "fc8_attr" (2 outputs), "loss" and TEST "accuracy" on the attribute's
   label column.  Deploy nets: Input "data", output "prob" (N, T, 2) for Step 1, (N, 2) else.
-* lr_mult 1 (conv), 3/5/8 (fc6/fc7/fc8); biases follow params.BIAS_POLICY: Caffe's usual
+* lr_mult 1 (conv), 3/5/8 (fc6/fc7/fc8); biases follow core/nets/params.py: Caffe's usual
   2x the weight's lr_mult and no weight decay (the paper says nothing about biases).
 * Solver (§3.1): SGD, effective batch 128 (``--iter-size k`` runs k forwards of 128/k),
   base_lr 1e-4, momentum 0.9, weight decay 5e-4, "inv" with gamma 1e-4 and power 0.5,
@@ -35,19 +31,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from g2s_caffe.methods.g2s import params as hp
 from g2s_caffe.core.atomic import write_atomic
-from g2s_caffe.core.attributes import AttributeList, default_attributes, load_attributes
+from g2s_caffe.core.attributes import AttributeList
 from g2s_caffe.core.config import merge
 from g2s_caffe.core.crops import GENERAL_SCHEME
+from g2s_caffe.core.datasets import monitor_size as standard_monitor_size, monitor_split
 from g2s_caffe.core.errors import G2SError
+from g2s_caffe.core.nets.render import HEADER_MARK, SUFFIX, render
+from g2s_caffe.methods.g2s import params as hp
 
 FILES = ("train_val", "deploy", "solver")
-SUFFIX = ".prototxt"
-DEFAULT_OUT = "prototxt"
-ALL_DATASETS = ("celeba", "lfwa")
-DEFAULT_DATASET = "celeba"
-HEADER_MARK = "# g2s gen"
+GENERATOR = "g2s_caffe/methods/g2s/gen.py"
 
 # Knobs that override the variant's preset: (flag, NetShape/SolverSettings field, type, help).
 NET_KNOBS = (
@@ -67,20 +61,7 @@ SOLVER_KNOBS = (
     ("--test-interval", "test_interval", int, "iterations between TEST passes"),
     ("--snapshot", "snapshot", int, "iterations between snapshots"),
     ("--seed", "seed", int, "solver random_seed"),
-    ("--solver-mode", "solver_mode", str, "CPU or GPU"),
 )
-
-
-def monitor_split(dataset: str) -> str:
-    return hp.MONITOR_SPLIT.get(dataset, "val")
-
-
-def render(message, command: str, note: str = "") -> str:
-    """A generated file: the command that regenerates it, a warning, ``note``, the proto."""
-    from g2s_caffe.core.nets.protofiles import proto_text
-
-    return (f"{command.rstrip()}\n# Written by g2s_caffe/methods/g2s/gen.py; edit the generator or the "
-            f"attribute list and rerun the command above, not this file.\n{note}{proto_text(message)}")
 
 
 def _monitor_note(dataset: str) -> str:
@@ -101,19 +82,14 @@ def generate_tree(attrs: AttributeList, out: Path, dataset: str, net_cfg: hp.Net
     Generated files under OUT/<dataset> that this run did not write (attributes no longer
     in the list) are removed.
     """
-    from g2s_caffe.methods.g2s import nets
-    from g2s_caffe.core.nets import solvers
+    from g2s_caffe.methods.g2s import nets, solvers
 
     if net_cfg.crop_size > net_cfg.image_size or net_cfg.crop_size < 1:
         raise G2SError(f"--crop-size {net_cfg.crop_size} must be between 1 and --image-size "
                        f"{net_cfg.image_size}")
     if net_cfg.width_mult <= 0 or net_cfg.fc_dim < 1:
         raise G2SError("--width-mult must be > 0 and --fc-dim >= 1")
-    if monitor_size is None:
-        if dataset not in hp.MONITOR_SIZE:
-            raise G2SError(f"dataset {dataset!r} has no standard {monitor_split(dataset)} size; "
-                           "pass --monitor-size N (images in its monitor split)")
-        monitor_size = hp.MONITOR_SIZE[dataset]
+    monitor_size = standard_monitor_size(dataset, monitor_size)
     batch = solvers.forward_batch(solver_cfg)
     header = f"# {command}"
     note = _monitor_note(dataset)
@@ -130,7 +106,7 @@ def generate_tree(attrs: AttributeList, out: Path, dataset: str, net_cfg: hp.Net
         solver = solvers.solver(net_path, snapshot_prefix, max_iter, monitor_size, solver_cfg)
         for stem, message in zip(FILES, (train_val, deploy, solver)):
             path = folder / f"{stem}{SUFFIX}"
-            write_atomic(path, render(message, header, "" if stem == "deploy" else note))
+            write_atomic(path, render(message, header, GENERATOR, "" if stem == "deploy" else note))
             written.append(path)
 
     emit(root / "step1", nets.step1_net(names, net_cfg, data(GENERAL_SCHEME), f"{dataset}_step1"),
@@ -157,21 +133,9 @@ def _remove_stale(root: Path, keep: set[Path]) -> None:
             folder.rmdir()
 
 
-# ---------------------------------------------------------------- CLI
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--all", action="store_true",
-                   help="regenerate the committed tree: celeba and lfwa, full VGG-16, packaged lists")
-    p.add_argument("--attributes", metavar="FILE",
-                   help="attributes YAML (names + Step-3 crop); None = the packaged list of --dataset")
-    p.add_argument("--dataset", metavar="NAME",
-                   help=f"dataset name; None = the attributes file's, else {DEFAULT_DATASET}")
-    p.add_argument("--out", metavar="DIR", default=DEFAULT_OUT, help="output root")
-    p.add_argument("--data-root", metavar="PREFIX",
-                   help="prefix of the Data layer sources; None = data/<dataset>")
-    p.add_argument("--monitor-size", metavar="N", type=int,
-                   help="images in the TEST-phase split; None = CelebA val 19867, LFWA test 6880")
-    p.add_argument("--variant", choices=tuple(hp.VARIANTS), default="full",
-                   help="full = the paper's VGG-16; small = the same nets, narrow and small, for CPU")
+# ---------------------------------------------------------------- `g2s gen` hooks (method.py)
+def add_gen_arguments(p: argparse.ArgumentParser) -> None:
+    """The size and solver knobs: each overrides the variant's preset."""
     for flag, field, tp, help_line in NET_KNOBS + SOLVER_KNOBS:
         defaults = " / ".join(f"{v} {getattr(cfg, field)}" for v, cfgs in hp.VARIANTS.items()
                               for cfg in cfgs if hasattr(cfg, field))
@@ -179,88 +143,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        help=f"{help_line}; None = the variant's value: {defaults}")
 
 
-def _command(args: argparse.Namespace) -> str:
-    """The canonical command line that reproduces this run (non-default options only)."""
-    if args.all:
-        parts = ["g2s gen --all"] + ([f"--out {args.out}"] if args.out != DEFAULT_OUT else [])
-        return " ".join(parts)
-    parts = ["g2s gen"]
-    for flag, value in (("--attributes", args.attributes), ("--dataset", args.dataset),
-                        ("--out", None if args.out == DEFAULT_OUT else args.out),
-                        ("--data-root", args.data_root), ("--monitor-size", args.monitor_size),
-                        ("--variant", None if args.variant == "full" else args.variant)):
-        if value is not None:
-            parts.append(f"{flag} {value}")
-    for flag, field, _, _ in NET_KNOBS + SOLVER_KNOBS:
-        if getattr(args, field) is not None:
-            parts.append(f"{flag} {getattr(args, field)}")
-    return " ".join(parts)
+def gen_options(args: argparse.Namespace) -> list[str]:
+    return [f"{flag} {getattr(args, field)}" for flag, field, _, _ in NET_KNOBS + SOLVER_KNOBS
+            if getattr(args, field) is not None]
 
 
-def _configs(args: argparse.Namespace) -> tuple[hp.NetShape, hp.SolverSettings]:
-    net, solver = hp.VARIANTS[args.variant]
-    pick = lambda knobs: {f: getattr(args, f) for _, f, _, _ in knobs if getattr(args, f) is not None}
-    return merge(net, pick(NET_KNOBS), "command line"), merge(solver, pick(SOLVER_KNOBS), "command line")
+def settings(args: argparse.Namespace, variant: str, solver_mode: str | None) -> tuple[hp.NetShape, hp.SolverSettings]:
+    """The variant's net shape and solver settings with the knobs given on the command line."""
+    net, solver = hp.VARIANTS[variant]
+    pick = lambda knobs: {f: getattr(args, f) for _, f, _, _ in knobs if getattr(args, f, None) is not None}
+    solver_over = pick(SOLVER_KNOBS) | ({"solver_mode": solver_mode} if solver_mode else {})
+    return merge(net, pick(NET_KNOBS), "command line"), merge(solver, solver_over, "command line")
 
 
-def run(args: argparse.Namespace) -> int:
-    command = _command(args)
-    out = Path(args.out)
-    if args.all:
-        extra = [f for f in ("attributes", "dataset", "data_root", "monitor_size") if getattr(args, f)]
-        extra += [f for _, f, _, _ in NET_KNOBS + SOLVER_KNOBS if getattr(args, f) is not None]
-        if extra or args.variant != "full":
-            raise G2SError("--all regenerates the committed tree with the paper's settings; "
-                           f"drop {', '.join('--' + e.replace('_', '-') for e in extra) or '--variant'} "
-                           "or leave out --all")
-        jobs = [(default_attributes(ds), ds) for ds in ALL_DATASETS]
-    else:
-        attrs = load_attributes(Path(args.attributes)) if args.attributes else None
-        dataset = args.dataset or (attrs.dataset if attrs else DEFAULT_DATASET)
-        jobs = [(attrs or default_attributes(dataset), dataset)]
-    net_cfg, solver_cfg = _configs(args)
-    total = 0
-    for attrs, dataset in jobs:
-        data_root = args.data_root or f"data/{dataset}"
-        files = generate_tree(attrs, out, dataset, net_cfg, solver_cfg, data_root, command,
-                              args.monitor_size)
-        if dataset in ANET_DATASETS or not args.all:
-            files += _anet_tree(args, attrs, out, dataset, data_root, command)
-            files += _lnets_tree(args, attrs, out, dataset, data_root, command)
-        total += len(files)
-        print(f"{dataset}: {len(attrs)} attributes -> {len(files)} files under {out / dataset}")
-    return 0
-
-
-# LFWA's ANet is CelebA's (the baseline's protocol: only its SVMs are trained on LFWA).
-ANET_DATASETS = ("celeba",)
-
-
-def _baseline_tree(args, attrs, out: Path, dataset: str, data_root: str, command: str, variants,
-                   generate) -> list[Path]:
-    """One of the LNets+ANet baseline's trees for the same list (g2s_caffe/methods/anet/gen.py):
-    the variant's nets and solver, only --solver-mode and --monitor-size taken from the options."""
-    shape, solver = variants[args.variant]
-    if args.solver_mode:
-        solver = merge(solver, {"solver_mode": args.solver_mode}, "command line")
-    monitor = args.monitor_size or hp.MONITOR_SIZE.get(dataset)
-    if monitor is None:
-        raise G2SError(f"dataset {dataset!r} has no standard {monitor_split(dataset)} size; "
-                       "pass --monitor-size N (images in its monitor split)")
-    return generate(attrs, out, dataset, shape, solver, data_root, command, monitor, monitor_split(dataset))
-
-
-def _anet_tree(args, attrs, out: Path, dataset: str, data_root: str, command: str) -> list[Path]:
-    from g2s_caffe.methods.anet import params as anet_params
-    from g2s_caffe.methods.anet.gen import generate_anet_tree
-
-    return _baseline_tree(args, attrs, out, dataset, data_root, command, anet_params.ANET_VARIANTS,
-                          generate_anet_tree)
-
-
-def _lnets_tree(args, attrs, out: Path, dataset: str, data_root: str, command: str) -> list[Path]:
-    from g2s_caffe.methods.lnets import params as lnets_params
-    from g2s_caffe.methods.anet.gen import generate_lnets_tree
-
-    return _baseline_tree(args, attrs, out, dataset, data_root, command, lnets_params.LNET_VARIANTS,
-                          generate_lnets_tree)
+def generate(req) -> list[Path]:
+    net_cfg, solver_cfg = settings(req.args, req.variant, req.solver_mode)
+    return generate_tree(req.attrs, req.out, req.dataset, net_cfg, solver_cfg, req.data_root, req.command,
+                         req.monitor_size)

@@ -15,12 +15,11 @@ from caffe.proto import caffe_pb2
 
 from g2s_caffe.methods.g2s import params as hp
 from g2s_caffe.core.layout import LABELS
+from g2s_caffe.core.nets.data_layers import lmdb_source, with_test_twins
 
-STEP1_HEAD = "fc8_joint"
-ATTR_HEAD = "fc8_attr"
+STEP1_HEAD, ATTR_HEAD = hp.STEP1_HEAD, hp.ATTR_HEAD
 DATA = "data"
 PROB = "prob"
-INDEX_SUFFIX = "_index"   # second top of each Data layer: Datum.label = row index
 
 
 @dataclass(frozen=True)
@@ -32,21 +31,6 @@ class DataSpec:
     scheme: str          # crop scheme of the image LMDB
     batch: int           # per-forward TRAIN batch
     test_batch: int
-
-
-@dataclass(frozen=True)
-class SplitLMDBs:
-    """Where a baseline's train_val net reads its LMDBs, "<root>/<split>/<what>_lmdb" (the
-    LNets+ANet data stages: each net names its own ``what``s)."""
-    root: str
-    train_split: str = "train"
-    monitor_split: str = "val"
-    batch: int = 64
-    test_batch: int = 64
-
-
-def lmdb_source(root: str, split: str, what: str) -> str:
-    return f"{root}/{split}/{what}_lmdb"
 
 
 # ---------------------------------------------------------------- layer helpers
@@ -138,24 +122,6 @@ def _finish(n: caffe.NetSpec, data: DataSpec | None, shape: hp.NetShape, name: s
     return with_test_twins(n.to_proto(), test_layers, name, renames)
 
 
-def with_test_twins(built: caffe_pb2.NetParameter, test_layers, name: str,
-                    renames: dict[tuple[str, str], str]) -> caffe_pb2.NetParameter:
-    """``built`` named ``name``, each TEST-phase Data layer of ``test_layers`` right after its
-    TRAIN twin of the same name, and layers renamed by ``renames``: (layer type, first top)
-    -> name, for multi-top layers that NetSpec would otherwise name after their first top."""
-    proto = caffe_pb2.NetParameter(name=name)
-    for layer in built.layer:
-        proto.layer.add().CopyFrom(layer)
-        for twin in test_layers:
-            if layer.type == "Data" and twin.name == layer.name:
-                proto.layer.add().CopyFrom(twin)
-    for layer in proto.layer:
-        new = renames.get((layer.type, layer.top[0] if layer.top else ""))
-        if new:
-            layer.name = new
-    return proto
-
-
 def _test_only():
     return dict(phase=caffe.TEST)
 
@@ -227,39 +193,4 @@ def attribute_net(names: list[str], index: int, shape: hp.NetShape, data: DataSp
 
 
 # ---------------------------------------------------------------- reading nets back
-def data_layers(net: caffe_pb2.NetParameter) -> list[caffe_pb2.LayerParameter]:
-    return [layer for layer in net.layer if layer.type == "Data"]
 
-
-def reroot_sources(net: caffe_pb2.NetParameter, root: str) -> caffe_pb2.NetParameter:
-    """A copy of ``net`` whose Data sources read ``root/<split>/<what>_lmdb`` (the last two
-    components of each generated source are kept)."""
-    out = caffe_pb2.NetParameter()
-    out.CopyFrom(net)
-    for layer in data_layers(out):
-        split, what = layer.data_param.source.rstrip("/").split("/")[-2:]
-        layer.data_param.source = f"{root}/{split}/{what}"
-    return out
-
-
-
-def with_inputs(net: caffe_pb2.NetParameter, batch: int, label_count: int,
-                phase: int = caffe.TRAIN) -> caffe_pb2.NetParameter:
-    """``net`` with the Data layers of ``phase`` replaced by zero-filled Input layers of the
-    same tops (every label 0) and the other phase's layers dropped: for `caffe time` and
-    shape inspection, which need no LMDB.  ``label_count`` is T."""
-    out = caffe_pb2.NetParameter()
-    out.name = net.name
-    for layer in net.layer:
-        phases = {rule.phase for rule in layer.include if rule.HasField("phase")}
-        if phases and phase not in phases:
-            continue
-        if layer.type != "Data":
-            out.layer.add().CopyFrom(layer)
-            continue
-        crop = layer.transform_param.crop_size
-        first = [batch, 3, crop, crop] if layer.HasField("transform_param") else [batch, label_count, 1, 1]
-        new = out.layer.add(name=layer.name, type="Input", top=list(layer.top))
-        for dims in ([first, [batch]])[:len(layer.top)]:   # second top: the row index
-            new.input_param.shape.add(dim=dims)
-    return out

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from g2s_caffe.core.nets.params import param_spec
+
 # ---------------------------------------------------------------- per-layer learning rates
 # §3.1: "lr_mult as 1 on all convolutional layers ... 3, 5 and 8 on the last three fully
 # connected layers".
@@ -14,26 +16,6 @@ LR_MULT_CONV = 1
 LR_MULT_FC6 = 3
 LR_MULT_FC7 = 5
 LR_MULT_FC8 = 8
-WEIGHT_DECAY_MULT = 1
-
-
-@dataclass(frozen=True)
-class BiasPolicy:
-    """How a bias blob learns relative to its layer's weights."""
-    lr_factor: float   # bias lr_mult = lr_factor * weight lr_mult
-    decay_mult: float  # bias decay_mult
-
-
-# The paper does not say what biases get.  Caffe's reference nets (CaffeNet, VGG's own
-# fine-tuning files) use twice the weight's rate and no weight decay; we do the same.
-BIAS_POLICY = BiasPolicy(lr_factor=2.0, decay_mult=0.0)
-
-
-def param_spec(lr_mult: float) -> list[dict]:
-    """``param`` entries of a layer with weight + bias whose weights learn at ``lr_mult``."""
-    return [dict(lr_mult=lr_mult, decay_mult=WEIGHT_DECAY_MULT),
-            dict(lr_mult=BIAS_POLICY.lr_factor * lr_mult, decay_mult=BIAS_POLICY.decay_mult)]
-
 
 # Param specs per layer kind.
 CONV_PARAM = param_spec(LR_MULT_CONV)
@@ -58,6 +40,9 @@ POOL_STRIDE = 2
 FC_DIM = 4096
 DROPOUT = 0.5
 OUTPUTS_PER_ATTRIBUTE = 2   # a 2-way softmax per binary attribute
+# The new heads (VGG-Face's trunk keeps its layer names so Model A loads by name).
+STEP1_HEAD = "fc8_joint"   # Step 1: 2T outputs, sliced into one pair per attribute
+ATTR_HEAD = "fc8_attr"     # Steps 2/3: the attribute's pair
 
 # ---------------------------------------------------------------- input (§2.1, §3.1)
 IMAGE_SIZE = 240            # face crops are stored at 240 x 240
@@ -84,10 +69,6 @@ SNAPSHOT = 10000
 DISPLAY = 20
 RANDOM_SEED = 1701
 
-# Standard sizes of the monitor splits (CelebA paper: 162,770 / 19,867 / 19,962;
-# LFWA: 6,263 train / 6,880 test, no validation split).
-MONITOR_SPLIT = {"celeba": "val", "lfwa": "test"}
-MONITOR_SIZE = {"celeba": 19867, "lfwa": 6880}
 
 
 # ---------------------------------------------------------------- variants

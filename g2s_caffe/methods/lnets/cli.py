@@ -33,7 +33,7 @@ from g2s_caffe.methods.lnets.config import LNetsConfig
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from g2s_caffe.methods.anet.cli import add_common_arguments, add_run_arguments
+    from g2s_caffe.core.jobs.request import add_common_arguments, add_run_arguments
 
     add_common_arguments(p, "lnets")
     p.add_argument("--weights-alexnet", metavar="PATH|none",
@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "weights/bvlc_alexnet.caffemodel; 'none' = random init (not the paper's setting)")
     p.add_argument("--images", metavar="DIR", type=Path,
                    help="the dataset's raw image folder; None = the prepared manifest's sources.images")
-    add_run_arguments(p, "lnets", "training and localization", "LNetsConfig", "lnets_config.py",
+    add_run_arguments(p, "lnets", "training and localization", "LNetsConfig", "g2s_caffe/methods/lnets/config.py",
                       "solver.max_iter_lnet_o=200")
 
 
@@ -52,7 +52,8 @@ def load_config(args) -> LNetsConfig:
 
 def request(args, cfg: LNetsConfig):
     from g2s_caffe.methods.lnets import params as hp
-    from g2s_caffe.methods.anet.cli import common_request, monitor_split
+    from g2s_caffe.core.datasets import monitor_split
+    from g2s_caffe.core.jobs.request import common_request
     from g2s_caffe.methods.lnets.nets import resolve_alexnet
     from g2s_caffe.methods.lnets.prepare import Request
 
@@ -74,14 +75,14 @@ def request(args, cfg: LNetsConfig):
         raise G2SError(f"threshold.split {threshold_split}: not prepared in {data.root} (splits: {', '.join(splits)})")
     return Request(dataset=dataset, data=data, attrs=attrs, runs=Path(args.runs), cfg=cfg, gpus=gpus,
                    nets=args.nets, alexnet=alexnet, images=args.images, train_split="train",
-                   monitor_split=monitor_split(splits, "train"), threshold_split=threshold_split)
+                   monitor_split=monitor_split(splits=splits, train="train"), threshold_split=threshold_split)
 
 
 def run(args) -> int:
     from g2s_caffe.core.jobs.schedule import Scheduler
     from g2s_caffe.core.runs import MANIFEST, load_run
     from g2s_caffe.methods.lnets import stages as st
-    from g2s_caffe.methods.anet.cli import check_jobs
+    from g2s_caffe.core.jobs.request import check_jobs
     from g2s_caffe.methods.lnets.job_hooks import LNET_O, LNET_S, LNetsMethod
     from g2s_caffe.methods.lnets.prepare import create_or_load
     from g2s_caffe.methods.lnets.raw import RawImages
@@ -90,7 +91,7 @@ def run(args) -> int:
     req = request(args, cfg)
     raw = RawImages(req.data, req.images)
     run_ = create_or_load(req)
-    init = "random init" if run_.weights_a.get("random_init") else f"BVLC AlexNet {run_.weights_a['path']}"
+    init = "random init" if run_.pretrained.get("random_init") else f"BVLC AlexNet {run_.pretrained['path']}"
     print(f"{run_.run}: LNets ({cfg.variant}: widths {'/'.join(map(str, cfg.shape.widths))}, {cfg.shape.input_size}-px "
           f"input, from {init}) -> {run_.root}")
     try:

@@ -36,6 +36,7 @@ import numpy as np
 from g2s_caffe.core import layout
 from g2s_caffe.core.atomic import write_atomic
 from g2s_caffe.core.errors import G2SError
+from g2s_caffe.core.images import encode_jpeg
 from g2s_caffe.methods.lnets import nets as lnet_nets
 from g2s_caffe.methods.lnets.raw import RawImages, split_items
 
@@ -47,15 +48,6 @@ WINDOWS_FILE = "head_shoulder_windows.csv"
 
 def lmdb_path(root: Path, split: str, what: str) -> Path:
     return Path(root) / DATA_DIR / split / f"{what}_lmdb"
-
-
-def encode_jpeg(img: np.ndarray, quality: int, where: str) -> bytes:
-    import cv2
-
-    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise G2SError(f"{where}: JPEG encoding failed")
-    return buf.tobytes()
 
 
 def _bar(total: int, initial: int, desc: str, show: bool):

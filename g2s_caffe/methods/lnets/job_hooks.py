@@ -30,7 +30,7 @@ def net_of(job: Job) -> str:
 
 class LNetsMethod:
     def resolve_init(self, run: Run, job: Job) -> Init:
-        w = run.weights_a
+        w = run.pretrained
         if w.get("random_init"):
             return Init(None, None, RANDOM)
         if job.init and job.init.path and run.path(job.init.path).is_file() \
@@ -50,7 +50,7 @@ class LNetsMethod:
         return Init(run.rel(out), sha256_file(out), ALEXNET, derived)
 
     def fingerprint(self, run: Run, job: Job) -> str | None:
-        w = run.weights_a
+        w = run.pretrained
         key = RANDOM if w.get("random_init") else f"{ALEXNET}:{w['sha256']}"
         stage = "whole" if net_of(job) == "lnet_o" else "head_shoulder"
         outputs = (run.stages.get(stage) or {}).get("outputs", {})

@@ -24,9 +24,9 @@ import caffe
 from caffe import layers as L, params as P
 from caffe.proto import caffe_pb2
 
-from g2s_caffe.methods.g2s import params as g2s_params
+from g2s_caffe.core.nets.params import param_spec
 from g2s_caffe.core.errors import G2SError
-from g2s_caffe.methods.g2s.nets import INDEX_SUFFIX, SplitLMDBs, lmdb_source, with_test_twins
+from g2s_caffe.core.nets.data_layers import INDEX_SUFFIX, SplitLMDBs, lmdb_source, with_test_twins
 from g2s_caffe.core.nets.solvers import test_iterations
 from g2s_caffe.methods.lnets import params as hp
 
@@ -52,7 +52,7 @@ def trunk(n: caffe.NetSpec, bottom, shape: hp.LNetShape):
             zip(shape.widths, hp.CONV_KERNELS, hp.CONV_STRIDES, hp.CONV_PADS, hp.CONV_GROUPS), 1):
         kw = dict(group=group) if group > 1 else {}
         n[f"conv{i}"] = L.Convolution(top, num_output=width, kernel_size=kernel, stride=stride, pad=pad,
-                                      param=g2s_params.param_spec(hp.TRUNK_LR_MULT),
+                                      param=param_spec(hp.TRUNK_LR_MULT),
                                       weight_filler=hp.CONV_WEIGHT_FILLER, bias_filler=hp.BIAS_FILLER, **kw)
         n[f"relu{i}"] = top = L.ReLU(n[f"conv{i}"], in_place=True)
         if i <= hp.POOL_LAYERS:      # AlexNet: norm + max pool after conv1 and conv2
@@ -97,7 +97,7 @@ def finetune_net(which: str, names: list[str], shape: hp.LNetShape, data: LNetDa
     top = trunk(n, n[DATA], shape)
     n[hp.GAP_LAYER] = L.Pooling(top, pool=P.Pooling.AVE, global_pooling=True)
     n[hp.ATTR_HEAD] = L.InnerProduct(n[hp.GAP_LAYER], num_output=len(names),
-                                     param=g2s_params.param_spec(hp.HEAD_LR_MULT),
+                                     param=param_spec(hp.HEAD_LR_MULT),
                                      weight_filler=hp.HEAD_WEIGHT_FILLER, bias_filler=hp.BIAS_FILLER)
     n.loss = L.SigmoidCrossEntropyLoss(n[hp.ATTR_HEAD], n[LABELS], loss_weight=1,
                                        loss_param=dict(normalization=getattr(P.Loss, hp.ATTRIBUTE_LOSS_NORMALIZATION)))
@@ -173,7 +173,7 @@ def init_from_alexnet(train_val: Path, alexnet: Path | None, out_caffemodel: Pat
     head fc_attr) at its filler, drawn with ``seed``.  ``alexnet=None``: random init, recorded
     as such.  Returns the description for the run manifest."""
     from g2s_caffe.core.runs import sha256_file
-    from g2s_caffe.methods.g2s.surgery import _fits, _shape_net, read_caffemodel
+    from g2s_caffe.core.nets.weights import fits as _fits, shape_net as _shape_net, read_caffemodel
 
     if alexnet is not None and not Path(alexnet).is_file():
         raise G2SError(f"{alexnet}: BVLC AlexNet not found. {hp.ALEXNET_HINT}")

@@ -8,9 +8,9 @@
     RUNS/lnets/threshold/            the face threshold: scores, threshold.json, threshold.png
 
 Run copies (what `caffe train` reads) come from the generated files: every Data source is
-re-rooted to RUNS/lnets/data (g2s_caffe.methods.g2s.nets.reroot_sources), the config's batch and iteration
+re-rooted to RUNS/lnets/data (g2s_caffe.core.nets.data_layers.reroot_sources), the config's batch and iteration
 overrides are applied, the solver's net / snapshot_prefix point into the job's directory and
-solver_mode follows --gpus.  ``Run.weights_a`` records the ImageNet pre-training: BVLC
+solver_mode follows --gpus.  ``Run.pretrained`` records the ImageNet pre-training: BVLC
 AlexNet's path and sha256, or random init (``--weights-alexnet none``, said loudly).
 """
 from __future__ import annotations
@@ -23,15 +23,16 @@ from g2s_caffe.core.attributes import AttributeList
 from g2s_caffe.core.config import to_dict
 from g2s_caffe.core.errors import G2SError
 from g2s_caffe.core.jobs import runcopy
-from g2s_caffe.core.nets.protofiles import read_text_proto, write_text_proto
-from g2s_caffe.core.jobs.provenance import caffe_info, git_commit, now
-from g2s_caffe.core.jobs.runner import LOG, SNAPSHOT_DIR
+from g2s_caffe.core.jobs.prepare import create_or_load as create_or_load_run, new_run, write_job as write_job_files
+from g2s_caffe.core.jobs.runcopy import run_nets
 from g2s_caffe.core.layout import PreparedDataset
-from g2s_caffe.core.runs import MANIFEST, Job, Run, load_run, locked, save_run
+from g2s_caffe.core.nets.protofiles import read_text_proto
+from g2s_caffe.core.runs import Job, Run
 from g2s_caffe.methods.lnets import nets as lnet_nets
 from g2s_caffe.methods.lnets import params as hp
 from g2s_caffe.methods.lnets.config import LNetsConfig
 from g2s_caffe.methods.lnets.data import DATA_DIR
+from g2s_caffe.methods.lnets.gen import LNETS_FILES, generate_lnets_tree
 from g2s_caffe.methods.lnets.job_hooks import LNET_O, LNET_S, METHOD, RUN
 
 PLACEHOLDER_ROOT = "LNETS_DATA"     # Data sources of the generated files, re-rooted in the run copies
@@ -61,7 +62,7 @@ class Request:
 
 
 def weights_entry(alexnet: Path | None) -> dict:
-    """Run.weights_a: the ImageNet pre-training both nets start from."""
+    """Run.pretrained: the ImageNet pre-training both nets start from."""
     from g2s_caffe.core.runs import sha256_file
 
     if alexnet is None:
@@ -75,8 +76,6 @@ def weights_entry(alexnet: Path | None) -> dict:
 
 def nets_folder(nets: Path, dataset: str) -> Path:
     """The folder holding the LNets files: NETS, NETS/lnets or NETS/<dataset>/lnets of a `g2s gen` tree."""
-    from g2s_caffe.methods.anet.gen import LNETS_FILES
-
     return runcopy.nets_folder(nets, dataset, "lnets", LNETS_FILES, "LNets")
 
 
@@ -99,20 +98,13 @@ def write_job(req: Request, nets_dir: Path, which: str) -> Job:
     from caffe.proto import caffe_pb2
 
     jid = JOBS[which]
-    job_dir = req.root / which
-    (job_dir / SNAPSHOT_DIR).mkdir(parents=True, exist_ok=True)
     net = copy_net(nets_dir / f"{which}_train_val.prototxt", req)
-    solver = copy_solver(nets_dir / f"{which}_solver.prototxt", req, job_dir, which, jid.replace("/", "_"),
+    solver = copy_solver(nets_dir / f"{which}_solver.prototxt", req, req.root / which, which, jid.replace("/", "_"),
                          runcopy.test_batch(net))
-    head = f"# run copy of {nets_dir} for job {jid} (written by g2s lnets)\n"
-    write_text_proto(job_dir / "train_val.prototxt", net, head)
-    write_text_proto(job_dir / "solver.prototxt", solver, head)
-    write_text_proto(job_dir / "deploy.prototxt",
-                     read_text_proto(nets_dir / f"{which}_deploy.prototxt", caffe_pb2.NetParameter()), head)
-    return Job(id=jid, step=0, attribute=None, attr_index=None, scheme=IMAGES[which], dir=which,
-               solver=f"{which}/solver.prototxt", train_val=f"{which}/train_val.prototxt",
-               deploy=f"{which}/deploy.prototxt", log=f"{which}/{LOG}", seed=int(solver.random_seed),
-               extra={"net": which, "images": IMAGES[which], "depends": []})
+    deploy = read_text_proto(nets_dir / f"{which}_deploy.prototxt", caffe_pb2.NetParameter())
+    return write_job_files(req.root, which, jid, {"train_val": net, "solver": solver, "deploy": deploy},
+                           f"# run copy of {nets_dir} for job {jid} (written by g2s lnets)\n", solver.random_seed,
+                           {"net": which, "images": IMAGES[which], "depends": []}, scheme=IMAGES[which])
 
 
 def identity(req: Request, weights: dict) -> dict:
@@ -127,33 +119,19 @@ def identity(req: Request, weights: dict) -> dict:
 def create_or_load(req: Request) -> Run:
     """The run's manifest: created with its jobs and run copies on the first call; on a rerun,
     loaded and checked to be the same run (else a G2SError: use another --runs)."""
-    root = req.root
     weights = weights_entry(req.alexnet)
-    ident = identity(req, weights)
-    with locked(root):
-        if (root / MANIFEST).is_file():
-            run = load_run(root)
-            old = run.config.get("identity")
-            if run.method != METHOD or old != ident:
-                diff = sorted(k for k in ident if (old or {}).get(k) != ident[k])
-                raise G2SError(f"{root / MANIFEST}: this run was started with different settings "
-                               f"({', '.join(diff) or 'another method'}); rerun with the original arguments, "
-                               "or use another --runs directory")
-            return run
-        from g2s_caffe.methods.anet.gen import generate_lnets_tree, run_nets
 
+    def create() -> Run:
         nets_dir = run_nets(req, generate_lnets_tree, nets_folder, PLACEHOLDER_ROOT, "g2s lnets")
         jobs = [write_job(req, nets_dir, "lnet_o"), write_job(req, nets_dir, "lnet_s")]
         config = to_dict(req.cfg)
-        config.update(identity=ident, shape=asdict(req.cfg.shape), gpus=list(req.gpus), nets=str(nets_dir),
-                      train_split=req.train_split, monitor_split=req.monitor_split,
+        config.update(identity=identity(req, weights), shape=asdict(req.cfg.shape), gpus=list(req.gpus),
+                      nets=str(nets_dir), train_split=req.train_split, monitor_split=req.monitor_split,
                       images=str(req.images) if req.images else None)
-        run = Run(root=root, run=RUN, dataset=req.dataset, data=str(req.data.root.resolve()),
-                  attributes=[{"name": a.name, "crop": None} for a in req.attrs.attributes], steps=[],
-                  weights_a=weights, config=config, caffe=caffe_info(), git_commit=git_commit(), created=now(),
-                  jobs=jobs, method=METHOD)
-        save_run(run)
-        return run
+        return new_run(req.root, RUN, METHOD, req.dataset, req.data.root,
+                       [{"name": a.name, "crop": None} for a in req.attrs.attributes], weights, config, jobs)
+
+    return create_or_load_run(req.root, METHOD, identity(req, weights), create)
 
 
 def shape_of(run: Run) -> hp.LNetShape:

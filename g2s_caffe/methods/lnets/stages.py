@@ -33,7 +33,7 @@ from g2s_caffe.methods.lnets import data as ld
 from g2s_caffe.methods.lnets.job_hooks import LNET_O, LNET_S
 from g2s_caffe.methods.lnets.prepare import shape_of
 from g2s_caffe.methods.lnets.raw import RawImages
-from g2s_caffe.methods.anet.stages import _json, reusable
+from g2s_caffe.core.jobs.stages import as_json, reusable
 
 THRESHOLD_DIR = "threshold"
 
@@ -104,7 +104,7 @@ def whole_stage(run: Run, req, raw: RawImages) -> Run:
         print(f"{run.run}: whole-image stage finished before, kept")
         return run
     old = run.stages.get("whole")
-    if old and old.get("inputs") != _json(inputs):
+    if old and old.get("inputs") != as_json(inputs):
         ld.discard(run.root)                     # every LMDB came from other inputs
     started = now()
     run = commit_stage(run.root, "whole", {"status": "running", "started": started, "inputs": inputs})
@@ -133,7 +133,7 @@ def head_shoulder_stage(run: Run, req, raw: RawImages) -> Run:
         print(f"{run.run}: head-shoulder stage finished before, kept")
         return run
     old = run.stages.get("head_shoulder")
-    if old and old.get("inputs") != _json(inputs):
+    if old and old.get("inputs") != as_json(inputs):
         ld.discard(run.root, lnet_nets.HEAD_SHOULDER)
     started = now()
     run = commit_stage(run.root, "head_shoulder", {"status": "running", "started": started, "inputs": inputs})

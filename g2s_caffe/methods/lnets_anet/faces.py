@@ -1,14 +1,11 @@
-"""Where ANet's face region comes from: `g2s prep`'s face boxes, or LNets' face window.
-
-``--faces prep`` (part 1, run "anet_prep_boxes"): the prepared crop of scheme c, i.e. MTCNN's
-eye-aligned face box enlarged by M = 0.1 (Eq. 3), resized to ANet's region size R.
+"""LNets' face windows as ANet's face source: `g2s anet --faces lnets` (g2s_caffe/methods/anet/faces.py).
 
 ``--faces lnets`` (end to end, run "lnets_anet", the system as its authors ran it): LNets'
 face window on the raw image, enlarged the same way (scheme c's Eq. 3 on the window, M = 0.1:
 the paper's "extend the localized face region with a small factor"), cut exactly like `g2s
 prep` cuts its crops (data_prep.align.crops, no rotation: LNets give no landmarks) at the
 prepared image size, JPEG-encoded at the prepared quality, then resized to R like the prepared
-crop (data.region_jpeg).  So the two runs see their regions through the same pixel path; only
+crop (anet.faces.region_jpeg).  So the two runs see their regions through the same pixel path; only
 the box differs.  Which window (``window_record``):
 
 * training images (ANet's train split, the fine-tuning monitor split, the SVM split): the
@@ -21,7 +18,7 @@ the box differs.  Which window (``window_record``):
   is a localization miss, and dropping it would flatter the accuracy; `g2s predict` on new
   photos, where "no face" may be true, answers "no face" instead.
 
-``faces_stage`` records the windows of every image ANet trains on or fits SVMs on in
+``LNetsFaces.prepare`` (the faces stage) records the windows of every image ANet trains on or fits SVMs on in
 RUNS/<run>/faces/<split>.csv (resumable chunks; the LNets weights' sha256 and the threshold
 in the stage's inputs).
 """
@@ -37,10 +34,10 @@ from g2s_caffe.core import layout
 from g2s_caffe.core.errors import G2SError
 from g2s_caffe.methods.anet import params as hp
 
-PREP, LNETS = "prep", "lnets"
-FACES = (PREP, LNETS)
-RUN_NAMES = {PREP: "anet_prep_boxes", LNETS: "lnets_anet"}
+LNETS = "lnets"
+RUN_NAME = "lnets_anet"
 FACES_DIR = "faces"
+FACES_FILE = "faces.csv"      # beside an evaluated split's results
 CSV_FIELDS = ["key", "x1", "y1", "x2", "y2", "score", "threshold", "no_face", "pruned", "rule"]
 TRAIN_RULE = "best window (training image: no pruning)"
 TEST_RULE = "cascade with pruning; below the threshold: best window anyway, flagged no_face"
@@ -94,27 +91,14 @@ def lnets_region(img: np.ndarray, box, image_size: int, quality: int, region_siz
     """The face window enlarged like scheme c, cut like `g2s prep`, JPEG, resized to R (module doc)."""
     from data_prep.align import align, crops
 
-    from g2s_caffe.methods.anet.data import region_jpeg
-    from g2s_caffe.methods.lnets.data import encode_jpeg
+    from g2s_caffe.core.images import encode_jpeg
+    from g2s_caffe.methods.anet.faces import region_jpeg
 
     x1, y1, x2, y2 = (float(v) for v in box)
     if not (x2 > x1 and y2 > y1):
         raise G2SError(f"{where}: empty face window {box}")
     cut = crops(img, align((x1, y1, x2, y2)), [hp.ENLARGE_SCHEME], image_size)[hp.ENLARGE_SCHEME]
     return region_jpeg(encode_jpeg(cut, quality, where), region_size, quality, where)
-
-
-class PrepRegions:
-    """Part 1: the prepared scheme-c crop, resized to R (data.region_jpeg)."""
-    source = PREP
-
-    def __init__(self, region_size: int, quality: int):
-        self.region_size, self.quality = region_size, quality
-
-    def __call__(self, keys: list[str], c_jpegs: list[bytes]) -> list[bytes]:
-        from g2s_caffe.methods.anet.data import region_jpeg
-
-        return [region_jpeg(j, self.region_size, self.quality, k) for j, k in zip(c_jpegs, keys)]
 
 
 class LNetsRegions:

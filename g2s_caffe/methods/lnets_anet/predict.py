@@ -1,7 +1,7 @@
-"""`g2s predict` with the end-to-end LNets+ANet run (``--run lnets_anet``): new photos -> LNets'
-face window -> ANet's patches -> SVMs.
+"""`g2s predict` with the end-to-end LNets+ANet run: new photos -> LNets' window -> ANet -> SVMs.
 
-Per image: the run's LNets cascade (LNet_o -> LNet_s, density-peak pruning, the face threshold)
+With ``--run lnets_anet`` (the LNets+ANet baseline end to end, `g2s anet --faces lnets`), per
+image: the run's LNets cascade (LNet_o -> LNet_s, density-peak pruning, the face threshold)
 finds the face; below the threshold the answer is "no face" (on new photos that may be true:
 unlike the evaluation's rule for a face dataset's test images, no attribute is guessed).
 Otherwise the window is enlarged and cut exactly as for training (faces.lnets_region), ANet's
@@ -20,29 +20,19 @@ from g2s_caffe.core.errors import G2SError
 from g2s_caffe.core.runs import Run
 
 
-def check_run(run: Run) -> None:
-    from g2s_caffe.methods.lnets_anet.faces import LNETS
-    from g2s_caffe.methods.anet.stages import faces_of
-
-    if faces_of(run) != LNETS:
-        raise G2SError(f"{run.root}: ANet on g2s prep's face boxes (part 1) needs those boxes, which new photos do not "
-                       "have; predict with the end-to-end run (`g2s anet --faces lnets`, run lnets_anet) or a G2S run")
-
-
 def predict_run(args, run: Run) -> int:
     import cv2
     from tqdm import tqdm
 
     from g2s_caffe.core import layout
     from g2s_caffe.core.device import select_device
-    from g2s_caffe.methods.g2s.predict import FacePrediction, annotate, format_table
+    from g2s_caffe.core.predict import FacePrediction, annotate, format_table
     from g2s_caffe.methods.anet.evaluate import check_run as check_finished, svm_bank
     from g2s_caffe.methods.lnets_anet.faces import lnets_region, lnets_run
     from g2s_caffe.methods.lnets.stages import cascade_of
     from g2s_caffe.methods.anet.features import OnePass
     from g2s_caffe.methods.anet.stages import finetuned, shape_of
 
-    check_run(run)
     check_finished(run)
     select_device(args.gpu)
     size, quality = args.image_size, 95

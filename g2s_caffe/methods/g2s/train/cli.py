@@ -17,7 +17,9 @@ import sys
 from pathlib import Path
 
 from g2s_caffe.core.config import from_command_line, merge
+from g2s_caffe.core.datasets import monitor_split
 from g2s_caffe.core.errors import G2SError
+from g2s_caffe.core.jobs.request import parse_gpus, resolve_attributes
 from g2s_caffe.methods.g2s.surgery import MODES
 from g2s_caffe.methods.g2s.train.config import TrainConfig
 
@@ -91,55 +93,13 @@ def load_config(args) -> TrainConfig:
     return cfg
 
 
-def resolve_attributes(arg: str | None, dataset: str, prepared: list[str], recorded: dict | None = None):
-    """(AttributeList, names Steps 2/3 are restricted to or None).  Without a file: the list
-    the prepared manifest records (``recorded``: g2s prep --attributes, any subset or order),
-    else the packaged list of ``dataset``."""
-    from g2s_caffe.core.attributes import DEFAULT_DATASETS, default_attributes, load_attributes, parse_attributes
-
-    restrict = None
-    if arg and (arg.endswith((".yaml", ".yml")) or Path(arg).is_file()):
-        attrs = load_attributes(Path(arg))
-    else:
-        if arg:
-            restrict = [n for n in arg.split(",") if n]
-        if recorded:
-            attrs = parse_attributes({k: recorded[k] for k in ("dataset", "attributes") if k in recorded},
-                                     f"the prepared manifest's attribute_list (from {recorded.get('source')})")
-        elif dataset not in DEFAULT_DATASETS:
-            raise G2SError(f"dataset {dataset!r} has no packaged attribute list; pass --attributes FILE "
-                           "(YAML: attributes: [{name, crop}, ...] in the label order of the prepared data)")
-        else:
-            attrs = default_attributes(dataset)
-    if attrs.names != prepared:
-        raise G2SError(f"{attrs.source}: attributes ({len(attrs)}: {', '.join(attrs.names[:4])}...) are not "
-                       f"the prepared data's label columns ({len(prepared)}: {', '.join(prepared[:4])}...); "
-                       "pass the attributes file the data was prepared with")
-    if restrict:
-        for n in restrict:
-            attrs.index(n)   # G2SError for an unknown name
-    return attrs, restrict
-
-
-def parse_gpus(text: str | None) -> tuple[int, ...]:
-    if not text:
-        return ()
-    try:
-        gpus = tuple(int(g) for g in text.split(",") if g.strip())
-    except ValueError:
-        raise G2SError(f"--gpus {text!r}: expected GPU ids like 0,1") from None
-    if len(set(gpus)) != len(gpus) or any(g < 0 for g in gpus):
-        raise G2SError(f"--gpus {text!r}: ids must be distinct and >= 0")
-    return gpus
-
-
 def run(args) -> int:
     from g2s_caffe.core.layout import open_prepared
     from g2s_caffe.core.runs import MANIFEST, load_run
     from g2s_caffe.methods.g2s.train import plan, prepare
     from g2s_caffe.core.jobs.schedule import Scheduler
     from g2s_caffe.methods.g2s.train.config import default_effective_batch
-    from g2s_caffe.methods.g2s.train.method import G2SMethod
+    from g2s_caffe.methods.g2s.train.job_hooks import G2SMethod
     from g2s_caffe.methods.g2s.train.validate import validate_run
 
     cfg = load_config(args)
@@ -152,7 +112,7 @@ def run(args) -> int:
     if args.emit and not args.out:
         raise G2SError("--emit needs --out FILE")
     weights_a = prepare.check_weights_a(prepare.resolve_weights_a(args.weights_a))
-    monitor = "val" if "val" in data.splits() else "test"
+    monitor = monitor_split(splits=data.splits())
     req_base = dict(dataset=dataset, data=data, attrs=attrs, weights_a=None, gpus=gpus, cfg=cfg,
                     runs=Path(args.runs), nets=Path(args.nets) if args.nets else None)
 
@@ -228,9 +188,9 @@ def _emit(args, runs, selections, cfg, gpus) -> int:
     runs_dir = Path(args.runs).resolve()
     shared = {"--data": Path(r0.data), "--runs": runs_dir}
     opts = ["--data", r0.data, "--runs", str(runs_dir), "--dataset", r0.dataset,
-            "--weights-a", r0.weights_a["path"] or "none"]
-    if r0.weights_a["path"]:
-        shared["--weights-a"] = Path(r0.weights_a["path"])
+            "--weights-a", r0.pretrained["path"] or "none"]
+    if r0.pretrained["path"]:
+        shared["--weights-a"] = Path(r0.pretrained["path"])
     if args.attributes and (args.attributes.endswith((".yaml", ".yml")) or Path(args.attributes).is_file()):
         shared["--attributes"] = Path(args.attributes).resolve()
         opts += ["--attributes", str(shared["--attributes"])]

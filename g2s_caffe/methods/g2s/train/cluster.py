@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from g2s_caffe.core.errors import G2SError
+from g2s_caffe.methods.g2s.steps import steps_of
 
 KINDS = ("slurm", "k8s")
 # Node-local on a cluster: a path here on the submitting host is not the same folder on a
@@ -83,7 +84,7 @@ def plan_chain(runs, selections, fingerprints, name: str) -> Chain:
     step1, entries = [], 0
     for run, sel, fps in zip(runs, selections, fingerprints):
         if "step1" in sel and any(j.id == "step1" for j in run.jobs):
-            step1.append(Call(tuple(run.steps), "step1"))
+            step1.append(Call(tuple(steps_of(run)), "step1"))
             seen_fp.add(fps["step1"])
             entries += 1
     trainings = len(seen_fp)
@@ -117,7 +118,7 @@ def plan_chain(runs, selections, fingerprints, name: str) -> Chain:
     for root in sorted(order, key=lambda f: (first[f][1].attr_index or 0, first[f][1].step,
                                              order.index(f))):
         members = {fp for fp in parent_of if root_of(fp) == root}
-        calls = [Call(tuple(run.steps), job.id)
+        calls = [Call(tuple(steps_of(run)), job.id)
                  for run, sel, fps in zip(runs, selections, fingerprints)
                  for job in run.jobs if job.id in sel and job.step != 1 and fps[job.id] in members]
         run0, job0 = first[root]
@@ -130,7 +131,7 @@ def plan_chain(runs, selections, fingerprints, name: str) -> Chain:
 
     covered = {(c.steps, c.job) for c in step1} | {(c.steps, c.job) for u in units for c in u.calls}
     left = [f"{r.run}/{j.id}" for r in runs for j in r.jobs
-            if j.status != "done" and (tuple(r.steps), j.id) not in covered]
+            if j.status != "done" and (tuple(steps_of(r)), j.id) not in covered]
     note = ""
     if left:
         note = (f"no evaluation job: {len(left)} unfinished job(s) are not in this submission "

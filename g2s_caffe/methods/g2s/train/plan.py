@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from g2s_caffe.core.attributes import AttributeList
 from g2s_caffe.core.crops import GENERAL_SCHEME
 from g2s_caffe.core.errors import G2SError
-from g2s_caffe.core.runs import ALL_STEPS, job_id, run_name
+from g2s_caffe.methods.g2s.steps import ALL_STEPS, job_id, run_name
 
 # Table 1's seven combinations, in the table's order (single steps, pairs, all three).
 ABLATIONS: tuple[tuple[int, ...], ...] = tuple(

@@ -1,7 +1,7 @@
 """A run's nets and manifest: pick/generate the nets, write each job's run copies.
 
 Run copies (never the committed files) are what `caffe train` reads: every Data source is
-re-rooted to the prepared dataset (last two path components kept, see nets.reroot_sources),
+re-rooted to the prepared dataset (last two path components kept, see core.nets.data_layers.reroot_sources),
 the solver's net/snapshot_prefix point into the job's directory, solver_mode follows
 --gpus, and the config's test/demo scaling (iterations, batch) is applied through
 caffe_pb2 messages.  The learning-rate policy is never touched.
@@ -11,20 +11,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from g2s_caffe.methods.g2s import params as hp
 from g2s_caffe.core.attributes import AttributeList
 from g2s_caffe.core.config import merge, to_dict
 from g2s_caffe.core.errors import G2SError
-from g2s_caffe.core.nets.protofiles import read_text_proto, write_text_proto
-from g2s_caffe.core.jobs.provenance import caffe_info, git_commit, now
-from g2s_caffe.core.jobs.runner import LOG, SNAPSHOT_DIR
+from g2s_caffe.core.jobs.prepare import create_or_load as create_or_load_run, new_run, write_job
+from g2s_caffe.core.jobs.runner import SNAPSHOT_DIR
 from g2s_caffe.core.layout import PreparedDataset
+from g2s_caffe.core.nets.protofiles import read_text_proto
 from g2s_caffe.core.paths import repo_root
-from g2s_caffe.core.runs import MANIFEST, Job, Run, load_run, locked, run_name, save_run, sha256_file
+from g2s_caffe.core.runs import Run, sha256_file
+from g2s_caffe.methods.g2s import params as hp
+from g2s_caffe.methods.g2s.method import ID as G2S
+from g2s_caffe.methods.g2s.steps import run_name
 from g2s_caffe.methods.g2s.train.config import TrainConfig
 from g2s_caffe.methods.g2s.train.plan import JobSpec
 
-FILES = ("solver", "train_val", "deploy")
 VGG_FACE_HINT = ("Model A is the VGG-Face caffemodel (VGG_FACE.caffemodel, ~580 MB, from the Oxford "
                  "VGG-Face release: https://www.robots.ox.ac.uk/~vgg/software/vgg_face/, the Caffe "
                  "archive vgg_face_caffe.tar.gz). Put it at weights/VGG_FACE.caffemodel or pass "
@@ -118,10 +119,10 @@ def _train_batch_layers(net):
 
 
 def run_copies(req: Request, spec: JobSpec, nets_dir: Path, job_dir: Path) -> dict:
-    """Write the job's solver/train_val/deploy copies; return {name: path, 'seed': int}."""
+    """The job's train_val / deploy / solver run copies (messages), for ``job_dir``."""
     from caffe.proto import caffe_pb2
 
-    from g2s_caffe.methods.g2s.nets import reroot_sources
+    from g2s_caffe.core.nets.data_layers import reroot_sources
 
     src = source_folder(nets_dir, spec)
     net = read_text_proto(src / "train_val.prototxt", caffe_pb2.NetParameter())
@@ -157,12 +158,7 @@ def run_copies(req: Request, spec: JobSpec, nets_dir: Path, job_dir: Path) -> di
     solver.net = str((job_dir / "train_val.prototxt").resolve())
     solver.snapshot_prefix = str((job_dir / SNAPSHOT_DIR / spec.id.replace("/", "_")).resolve())
     solver.solver_mode = caffe_pb2.SolverParameter.GPU if req.gpus else caffe_pb2.SolverParameter.CPU
-    head = f"# run copy of {src} for job {spec.id} (written by g2s train)\n"
-    (job_dir / SNAPSHOT_DIR).mkdir(parents=True, exist_ok=True)
-    write_text_proto(job_dir / "train_val.prototxt", net, head)
-    write_text_proto(job_dir / "deploy.prototxt", deploy, head)
-    write_text_proto(job_dir / "solver.prototxt", solver, head)
-    return {"seed": int(solver.random_seed)}
+    return {"train_val": net, "deploy": deploy, "solver": solver}
 
 
 # ------------------------------------------------------------------ the run
@@ -181,36 +177,24 @@ def create_or_load(req: Request, specs: list[JobSpec], weights_a: dict, monitor:
     name = run_name(req.steps)
     root = (req.runs / name).resolve()
     ident = identity(req, weights_a)
-    with locked(root):
-        if (root / MANIFEST).is_file():
-            run = load_run(root)
-            old = run.config.get("identity")
-            if old != ident:
-                diff = sorted(k for k in ident if (old or {}).get(k) != ident[k])
-                raise G2SError(f"{root / MANIFEST}: this run was started with different settings "
-                               f"({', '.join(diff)}); rerun with the original arguments, or use "
-                               "another --runs directory")
-            return run
+
+    def create() -> Run:
         nets_dir = ensure_nets(req, root, monitor)
         jobs = []
         for spec in specs:
-            jdir = root / spec.id
-            jdir.mkdir(parents=True, exist_ok=True)
-            info = run_copies(req, spec, nets_dir, jdir)
-            rel = jdir.relative_to(root).as_posix()
-            jobs.append(Job(id=spec.id, step=spec.step, attribute=spec.attribute, attr_index=spec.attr_index,
-                            scheme=spec.scheme, dir=rel, solver=f"{rel}/solver.prototxt",
-                            train_val=f"{rel}/train_val.prototxt", deploy=f"{rel}/deploy.prototxt",
-                            log=f"{rel}/{LOG}", seed=info["seed"],
-                            extra={"init_from": spec.init_from, "depends": list(spec.depends),
+            src = source_folder(nets_dir, spec)
+            messages = run_copies(req, spec, nets_dir, root / spec.id)
+            jobs.append(write_job(root, spec.id, spec.id, messages,
+                                  f"# run copy of {src} for job {spec.id} (written by g2s train)\n",
+                                  messages["solver"].random_seed,
+                                  {"init_from": spec.init_from, "depends": list(spec.depends),
                                    # Step 1 is one net trained over every GPU given (NCCL)
-                                   "all_gpus": spec.step == 1}))
+                                   "all_gpus": spec.step == 1},
+                                  step=spec.step, attribute=spec.attribute, attr_index=spec.attr_index,
+                                  scheme=spec.scheme))
         config = to_dict(req.cfg)
-        config.update(identity=ident, nets=str(nets_dir), gpus=list(req.gpus))
-        run = Run(root=root, run=name, dataset=req.dataset, data=str(req.data.root.resolve()),
-                  attributes=[{"name": a.name, "crop": a.crop} for a in req.attrs.attributes],
-                  steps=list(req.steps), weights_a=weights_a, config=config, caffe=caffe_info(),
-                  git_commit=git_commit(), created=now(), jobs=jobs)
-        save_run(run)
-        return run
+        config.update(identity=ident, nets=str(nets_dir), gpus=list(req.gpus), steps=list(req.steps))
+        return new_run(root, name, G2S, req.dataset, req.data.root,
+                       [{"name": a.name, "crop": a.crop} for a in req.attrs.attributes], weights_a, config, jobs)
 
+    return create_or_load_run(root, G2S, ident, create)

@@ -25,7 +25,7 @@ def init_key(run: Run, job: Job, head_init: str, parent_fp: str | None) -> str |
     fingerprint is unknown."""
     src = job.extra["init_from"]
     if parent_id(job) is None:
-        return "A:" + (run.weights_a.get("sha256") or "random")
+        return "A:" + (run.pretrained.get("sha256") or "random")
     if parent_fp is None:
         return None
     mode = head_init if src == "B" else "copy"    # as inits.resolve_init derives it

@@ -18,9 +18,9 @@ INIT = "init.caffemodel"
 
 def model_a_init(run: Run) -> Init:
     """Model A's entry for a job that starts from A (Caffe loads it by layer name)."""
-    if run.weights_a.get("random_init"):
+    if run.pretrained.get("random_init"):
         return Init(None, None, "random")
-    return Init(run.weights_a["path"], run.weights_a["sha256"], "A")
+    return Init(run.pretrained["path"], run.pretrained["sha256"], "A")
 
 
 class G2SMethod:
@@ -40,9 +40,9 @@ class G2SMethod:
                 and sha256_file(run.path(job.init.path)) == job.init.sha256:
             return job.init
         if src == "A":
-            if run.weights_a.get("random_init"):
+            if run.pretrained.get("random_init"):
                 return Init(None, None, "random")
-            source, source_proto, source_sha = Path(run.weights_a["path"]), None, run.weights_a["sha256"]
+            source, source_proto, source_sha = Path(run.pretrained["path"]), None, run.pretrained["sha256"]
             mode = "copy"
         else:
             parent = run.job(share.parent_id(job))
