@@ -6,6 +6,9 @@ records).  ``next_index`` says where to resume; ``publish`` syncs, closes and re
 directory to ``DIR`` (rename is atomic on one file system), so ``DIR`` exists only complete.
 The map grows by doubling whenever a batch hits MDB_MAP_FULL.
 
+``LockstepWriter`` fills several such databases of one split row by row (the labels and each
+crop scheme, say), committing them together every COMMIT_EVERY rows.
+
 ``content_sha256`` hashes the (key, value) pairs in key order: two databases with the same
 records have the same digest whatever their page layout (a resumed build lays pages out
 differently from an uninterrupted one; its content is identical).
@@ -22,6 +25,7 @@ import lmdb
 from g2s_caffe.core import layout
 
 INITIAL_MAP_SIZE = 64 << 20
+COMMIT_EVERY = 256       # rows per LMDB transaction: a kill -9 loses at most this many rows of work
 
 
 def partial_dir(final: Path) -> Path:
@@ -76,6 +80,50 @@ class ResumableLmdb:
         if self.env is not None:
             self.env.close()
             self.env = None
+
+
+class LockstepWriter:
+    """Rows written into several open ResumableLmdbs in index order, committed together.
+
+    Each database resumes at its own ``next_index``; ``wants(what, i)`` says whether row ``i``
+    still has to be written into it, and ``start`` is the first row any of them needs.  Used as
+    a context manager, the last partial batch is committed on a normal exit (not on an
+    exception: what was committed stays a whole prefix)."""
+
+    def __init__(self, dbs: dict, every: int | None = None):
+        self.dbs = dbs
+        self.next = {w: db.next_index() for w, db in dbs.items()}
+        self.every = every or COMMIT_EVERY
+        self.batches: dict[str, list] = {w: [] for w in dbs}
+        self.rows = 0
+
+    @property
+    def start(self) -> int:
+        return min(self.next.values(), default=0)
+
+    def wants(self, what: str, index: int) -> bool:
+        return what in self.dbs and index >= self.next[what]
+
+    def add(self, what: str, key: bytes, value: bytes) -> None:
+        self.batches[what].append((key, value))
+
+    def end_row(self) -> None:
+        self.rows += 1
+        if self.rows % self.every == 0:
+            self.commit()
+
+    def commit(self) -> None:
+        for what, items in self.batches.items():
+            if items:
+                self.dbs[what].write(items)
+                items.clear()
+
+    def __enter__(self) -> "LockstepWriter":
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.commit()
 
 
 def discard(final: Path) -> None:

@@ -36,7 +36,7 @@ from data_prep import align as al
 from data_prep.detection_cache import DetectionCache
 from data_prep.identities import sync_identities
 from data_prep.images import BadImage, load_image
-from data_prep.lmdb_build import INITIAL_MAP_SIZE, ResumableLmdb, content_sha256
+from data_prep.lmdb_build import COMMIT_EVERY, INITIAL_MAP_SIZE, LockstepWriter, ResumableLmdb, content_sha256
 from data_prep.records import DatasetIndex, ImageRecord
 
 STATES = ("detected", "fallback", "discarded", "missing")
@@ -218,37 +218,27 @@ def write_split(out: Path, split: str, kept: list[ImageRecord], cache: Detection
     try:
         if not pending:
             return dbs
-        nxt = {w: db.next_index() for w, db in pending.items()}
-        start = min(nxt.values())
+        writer = LockstepWriter(pending, commit_every)
+        start = writer.start
         need = [s for s in schemes if s in pending]
         tasks = ((i, str(kept[i].path), cache[kept[i].name]["alignment"], need, size, quality)
                  for i in range(start, len(kept)))
-        batches: dict[str, list] = {w: [] for w in pending}
-
-        def commit():
-            for w, items in batches.items():
-                if items:
-                    pending[w].write(items)
-                    items.clear()
-
-        with _progress(len(kept) - start, f"{split}: crop+write") as bar:
+        with _progress(len(kept) - start, f"{split}: crop+write") as bar, writer:
             results = workers.imap(crop_task, tasks) if need else ((i, []) for i in range(start, len(kept)))
-            for done, (i, res) in enumerate(results, 1):
+            for i, res in results:
                 r = kept[i]
                 if isinstance(res, str):
                     raise G2SError(f"{r.path}: {res}, although it was read during detection; the file "
                                    f"changed. Restore it, or delete {out / CACHE / (split + '.jsonl')} "
                                    "and the *.partial LMDBs to detect again")
                 key = layout.key_for(i, r.name).encode()
-                if layout.LABELS in pending and i >= nxt[layout.LABELS]:
-                    batches[layout.LABELS].append((key, layout.label_datum(r.labels, i)))
+                if writer.wants(layout.LABELS, i):
+                    writer.add(layout.LABELS, key, layout.label_datum(r.labels, i))
                 for s, jpeg in zip(need, res):
-                    if i >= nxt[s]:
-                        batches[s].append((key, layout.image_datum(jpeg, size, i)))
+                    if writer.wants(s, i):
+                        writer.add(s, key, layout.image_datum(jpeg, size, i))
                 bar.update(1)
-                if done % commit_every == 0:
-                    commit()
-            commit()
+                writer.end_row()
         for db in pending.values():
             db.publish()
         return dbs
@@ -297,7 +287,7 @@ def tool_versions() -> dict:
 
 def prepare(index: DatasetIndex, out: Path, *, schemes: list[str], splits: list[str] | None = None,
             image_size: int = 240, jpeg_quality: int = 95, workers: int = 1, limit: int | None = None,
-            commit_every: int = 256, map_size: int = INITIAL_MAP_SIZE, extra_params: dict | None = None,
+            commit_every: int = COMMIT_EVERY, map_size: int = INITIAL_MAP_SIZE, extra_params: dict | None = None,
             contact_samples: int = 4, min_face: str = "auto", attribute_list: dict | None = None) -> dict:
     """Run the whole pipeline into ``out``; returns the manifest.  ``attribute_list``
     (attribute_record) goes into the manifest, so `g2s train` finds the list's crops."""
@@ -413,7 +403,7 @@ def add_arguments(p) -> None:
                    help=f"MTCNN's smallest face: 'auto' = {AUTO_MIN_FACE} x the dataset face box's shorter side "
                         "(never below 20; 2.5x faster, eye landmarks as accurate: bench/bench_prep.py), or a "
                         "number of pixels (20 = MTCNN's reference setting)")
-    p.add_argument("--commit-every", type=int, default=256, help="images per LMDB transaction / cache flush")
+    p.add_argument("--commit-every", type=int, default=COMMIT_EVERY, help="images per LMDB transaction / cache flush")
     p.add_argument("--map-size", type=int, default=INITIAL_MAP_SIZE, help="initial LMDB map size in bytes (grows)")
 
 

@@ -215,7 +215,9 @@ def test_data_stage_and_features_resume_after_an_interruption(chain, tiny, tmp_p
             raise KeyboardInterrupt("simulated kill")
         return real(*a, **k)
 
-    monkeypatch.setattr(anet_data, "COMMIT_EVERY", 8)
+    from data_prep import lmdb_build
+
+    monkeypatch.setattr(lmdb_build, "COMMIT_EVERY", 8)
     monkeypatch.setattr(anet_faces, "region_jpeg", failing)
     with pytest.raises(KeyboardInterrupt):
         anet_data.build(tmp_path / "run", data, SMALL_ANET.region_size, "train", "val", show=False)

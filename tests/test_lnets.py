@@ -172,7 +172,9 @@ def test_image_stage_resumes_after_an_interruption(tiny, tmp_path, monkeypatch):
             raise KeyboardInterrupt("simulated kill")
         return make(key, img)
 
-    monkeypatch.setattr(ld, "COMMIT_EVERY", 4)
+    from data_prep import lmdb_build
+
+    monkeypatch.setattr(lmdb_build, "COMMIT_EVERY", 4)
     with pytest.raises(KeyboardInterrupt):
         ld.build_images(tmp_path / "a", data, raw, "train", "whole", 64, failing, show=False)
     assert (tmp_path / "a" / "data" / "train" / "whole_lmdb.partial").is_dir()

@@ -42,7 +42,6 @@ from g2s_caffe.methods.anet import params as hp
 
 DATA_DIR = "data"
 CLASSES_FILE = "identity_classes.txt"
-COMMIT_EVERY = 512          # records per LMDB transaction (a kill -9 loses at most this many)
 INITIAL_MAP_SIZE = 64 << 20
 TRAIN_OUTPUTS = (anet_nets.REGION, anet_nets.LABELS, anet_nets.IDENTITY, anet_nets.PARTNER)
 MONITOR_OUTPUTS = (anet_nets.REGION, anet_nets.LABELS)
@@ -125,7 +124,7 @@ def _build_split(root: Path, data: layout.PreparedDataset, split: str, whats: tu
     """Write the split's LMDBs (resumably); returns what the stage entry says about them.
     ``regions(keys, scheme-c JPEGs) -> region JPEGs`` (faces.py: the prepared crops, or LNets'
     face windows); None = the prepared crops (faces.PrepRegions)."""
-    from data_prep.lmdb_build import ResumableLmdb
+    from data_prep.lmdb_build import LockstepWriter, ResumableLmdb
 
     n = data.count(split)
     quality = int(data.manifest.get("jpeg_quality", 95))
@@ -145,39 +144,29 @@ def _build_split(root: Path, data: layout.PreparedDataset, split: str, whats: tu
     pending = {w: dbs[w].open() for w in first if not dbs[w].published}
     try:
         if pending:
-            nxt = {w: db.next_index() for w, db in pending.items()}
-            start = min(nxt.values())
+            writer = LockstepWriter(pending)
+            start = writer.start
             c_path, lab_path = data.lmdb(split, hp.ENLARGE_SCHEME), data.lmdb(split, layout.LABELS)
-            batch: dict[str, list] = {w: [] for w in pending}
-
-            def commit():
-                for w, items in batch.items():
-                    if items:
-                        pending[w].write(items)
-                        items.clear()
-
             from caffe.proto import caffe_pb2
-            with _bar(n, start, f"ANet data {split}: region {region_size}px", show) as bar:
+            with _bar(n, start, f"ANet data {split}: region {region_size}px", show) as bar, writer:
                 for (i, k1, img), (_, k2, lab) in zip(_records(c_path, start), _records(lab_path, start)):
                     if k1 != k2:
                         raise G2SError(f"{c_path}: key {k1.decode()!r} where {lab_path} has {k2.decode()!r}; "
                                        "rerun g2s prep")
-                    if anet_nets.REGION in pending and i >= nxt[anet_nets.REGION]:
+                    if writer.wants(anet_nets.REGION, i):
                         d = caffe_pb2.Datum()
                         d.ParseFromString(img)
                         jpeg = regions([k1.decode()], [d.data])[0]
-                        batch[anet_nets.REGION].append((k1, layout.image_datum(jpeg, region_size, i)))
-                    if anet_nets.LABELS in pending and i >= nxt[anet_nets.LABELS]:
-                        batch[anet_nets.LABELS].append((k1, lab))
-                    if anet_nets.IDENTITY in pending and i >= nxt[anet_nets.IDENTITY]:
+                        writer.add(anet_nets.REGION, k1, layout.image_datum(jpeg, region_size, i))
+                    if writer.wants(anet_nets.LABELS, i):
+                        writer.add(anet_nets.LABELS, k1, lab)
+                    if writer.wants(anet_nets.IDENTITY, i):
                         if keys[i] != k1.decode():
                             raise G2SError(f"{data.lmdb(split, layout.IDENTITIES)}: key {keys[i]!r} where "
                                            f"{c_path} has {k1.decode()!r}; rerun g2s prep")
-                        batch[anet_nets.IDENTITY].append((k1, layout.identity_datum(int(classes[i]), i)))
+                        writer.add(anet_nets.IDENTITY, k1, layout.identity_datum(int(classes[i]), i))
                     bar.update(1)
-                    if (i + 1) % COMMIT_EVERY == 0:
-                        commit()
-                commit()
+                    writer.end_row()
             for w, db in pending.items():
                 if db.next_index() != n:
                     raise G2SError(f"{db.partial}: {db.next_index()} of {n} records after a full pass; the "
@@ -196,23 +185,21 @@ def _build_partner(db, region: Path, partner: np.ndarray, show: bool, split: str
     import lmdb
     from caffe.proto import caffe_pb2
 
+    from data_prep.lmdb_build import LockstepWriter
+
     db.open()
     try:
-        start = db.next_index()
+        writer = LockstepWriter({"partner": db})
         with lmdb.open(str(region), readonly=True, lock=False) as env, env.begin() as txn:
             keys = [bytes(k) for k in txn.cursor().iternext(keys=True, values=False)]
-            items = []
-            with _bar(len(keys), start, f"ANet data {split}: partners", show) as bar:
-                for i in range(start, len(keys)):
+            with _bar(len(keys), writer.start, f"ANet data {split}: partners", show) as bar, writer:
+                for i in range(writer.start, len(keys)):
                     d = caffe_pb2.Datum()
                     d.ParseFromString(txn.get(keys[int(partner[i])]))
                     d.label = i
-                    items.append((keys[i], d.SerializeToString()))
+                    writer.add("partner", keys[i], d.SerializeToString())
                     bar.update(1)
-                    if len(items) == COMMIT_EVERY:
-                        db.write(items)
-                        items = []
-            db.write(items)
+                    writer.end_row()
         db.publish()
     finally:
         db.close()

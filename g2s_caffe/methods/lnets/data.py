@@ -19,7 +19,7 @@ order, so the image and label Data layers stay in step (g2s_caffe/core/layout.py
 landmark is read: the images, their tags, and (for LNet_s) what LNet_o answers.
 
 Resumable and atomic like ANet's data stage: each LMDB is built in DIR.partial in key order,
-committed every COMMIT_EVERY records and renamed into place when complete
+committed every lmdb_build.COMMIT_EVERY records and renamed into place when complete
 (data_prep/lmdb_build.ResumableLmdb); a rerun after a kill -9 continues from the last commit.
 """
 from __future__ import annotations
@@ -41,7 +41,6 @@ from g2s_caffe.methods.lnets import nets as lnet_nets
 from g2s_caffe.methods.lnets.raw import RawImages, split_items
 
 DATA_DIR = "data"
-COMMIT_EVERY = 256          # records per LMDB transaction (a kill -9 loses at most this many)
 INITIAL_MAP_SIZE = 64 << 20
 WINDOWS_FILE = "head_shoulder_windows.csv"
 
@@ -67,7 +66,7 @@ def build_images(run_root: Path, data: layout.PreparedDataset, raw: RawImages, s
     raw image.  Returns {"path", "sha256", "entries"}."""
     from caffe.proto import caffe_pb2
 
-    from data_prep.lmdb_build import ResumableLmdb, content_sha256
+    from data_prep.lmdb_build import LockstepWriter, ResumableLmdb, content_sha256
 
     final = lmdb_path(run_root, split, what)
     items = split_items(data, split)
@@ -76,20 +75,16 @@ def build_images(run_root: Path, data: layout.PreparedDataset, raw: RawImages, s
     if not db.published:
         db.open()
         try:
-            start = db.next_index()
-            batch = []
-            with _bar(n, start, f"LNets data {split}: {what} {size}px", show) as bar:
-                for i in range(start, n):
+            writer = LockstepWriter({what: db})
+            with _bar(n, writer.start, f"LNets data {split}: {what} {size}px", show) as bar, writer:
+                for i in range(writer.start, n):
                     key = items.keys[i]
                     jpeg, extra = make(key, raw.load(key))
                     d = caffe_pb2.Datum(channels=3, height=size, width=size, data=jpeg, encoded=True, label=i)
                     d.float_data.extend(float(v) for v in extra)
-                    batch.append((key.encode(), d.SerializeToString()))
+                    writer.add(what, key.encode(), d.SerializeToString())
                     bar.update(1)
-                    if len(batch) == COMMIT_EVERY:
-                        db.write(batch)
-                        batch = []
-                db.write(batch)
+                    writer.end_row()
             if db.next_index() != n:
                 raise G2SError(f"{db.partial}: {db.next_index()} of {n} records after a full pass")
             db.publish()
