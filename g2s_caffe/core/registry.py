@@ -15,7 +15,7 @@ import importlib
 import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from g2s_caffe.core.errors import G2SError
 
@@ -51,20 +51,21 @@ class GenRequest:
     every_dataset: bool          # --all: the committed tree of every packaged dataset
     args: argparse.Namespace     # the method's own `g2s gen` options (add_gen_arguments)
 
-    def preset(self, variants: dict) -> tuple:
-        """(net shape, solver settings) of the request's variant from a method's presets
-        ``{variant: (shape, solver)}``, with the solver mode given applied."""
+    def write_tree(self, generate: Callable[..., list[Path]], variants: dict, committed: tuple[str, ...]) -> list[Path]:
+        """A method's tree for this request: ``generate(attrs, out, dataset, shape, solver,
+        data_root, command, monitor_size, monitor_split)`` with the variant's preset from
+        ``variants`` ({variant: (shape, solver)}, the solver mode given applied); with --all only
+        for the datasets in ``committed``."""
         from g2s_caffe.core.config import merge
+        from g2s_caffe.core.datasets import monitor_size, monitor_split
 
+        if self.every_dataset and self.dataset not in committed:
+            return []
         shape, solver = variants[self.variant]
         if self.solver_mode:
             solver = merge(solver, {"solver_mode": self.solver_mode}, "command line")
-        return shape, solver
-
-    def standard_monitor_size(self) -> int:
-        from g2s_caffe.core.datasets import monitor_size
-
-        return monitor_size(self.dataset, self.monitor_size)
+        return generate(self.attrs, self.out, self.dataset, shape, solver, self.data_root, self.command,
+                        monitor_size(self.dataset, self.monitor_size), monitor_split(self.dataset))
 
 
 class Evaluation(Protocol):

@@ -74,6 +74,15 @@ def add_run_arguments(p: argparse.ArgumentParser, nets: str, gpu_use: str, confi
                    help=f"config override, e.g. {example}; repeatable")
 
 
+def load_config(default, args):
+    """A method's run config: ``default`` merged with --config, --set and the command's own
+    options (--keep-snapshots, --variant), checked."""
+    from g2s_caffe.core.config import from_command_line
+
+    return from_command_line(default, args.config, args.set,
+                             {"keep_snapshots": args.keep_snapshots, "variant": args.variant}).check()
+
+
 def common_request(args, command: str):
     """(prepared data, dataset, attributes, gpus) of a one-GPU training command (`g2s COMMAND`)."""
     from g2s_caffe.core.layout import open_prepared

@@ -40,10 +40,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from g2s_caffe.core.config import from_command_line
 from g2s_caffe.core.datasets import monitor_split
 from g2s_caffe.core.errors import G2SError
-from g2s_caffe.core.jobs.request import add_common_arguments, add_run_arguments, check_jobs, common_request
+from g2s_caffe.core.jobs.request import (add_common_arguments, add_run_arguments, check_jobs, common_request,
+                                         load_config as load_run_config)
 from g2s_caffe.methods.anet.config import ANetConfig
 from g2s_caffe.methods.anet.faces import PREP, names as face_sources, source
 
@@ -68,8 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def load_config(args) -> ANetConfig:
-    return from_command_line(ANetConfig(), args.config, args.set,
-                             {"keep_snapshots": args.keep_snapshots, "variant": args.variant}).check()
+    return load_run_config(ANetConfig(), args)
 
 
 def request(args, cfg: ANetConfig):

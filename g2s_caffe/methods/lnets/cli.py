@@ -27,7 +27,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from g2s_caffe.core.config import from_command_line
+from g2s_caffe.core.jobs.request import load_config as load_run_config
 from g2s_caffe.core.errors import G2SError
 from g2s_caffe.methods.lnets.config import LNetsConfig
 
@@ -46,8 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def load_config(args) -> LNetsConfig:
-    return from_command_line(LNetsConfig(), args.config, args.set,
-                             {"keep_snapshots": args.keep_snapshots, "variant": args.variant}).check()
+    return load_run_config(LNetsConfig(), args)
 
 
 def request(args, cfg: LNetsConfig):

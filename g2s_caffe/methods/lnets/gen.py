@@ -9,7 +9,6 @@ from pathlib import Path
 
 from g2s_caffe.core.atomic import write_atomic
 from g2s_caffe.core.attributes import AttributeList
-from g2s_caffe.core.datasets import monitor_split
 from g2s_caffe.core.nets.render import SUFFIX, render
 from g2s_caffe.methods.lnets import params as hp
 
@@ -55,8 +54,4 @@ def generate_lnets_tree(attrs: AttributeList, out: Path, dataset: str, shape, so
 
 def generate(req) -> list[Path]:
     """`g2s gen`: the tree for the request's list and variant (--all: CelebA's only)."""
-    if req.every_dataset and req.dataset not in COMMITTED:
-        return []
-    shape, solver = req.preset(hp.LNET_VARIANTS)
-    return generate_lnets_tree(req.attrs, req.out, req.dataset, shape, solver, req.data_root, req.command,
-                               req.standard_monitor_size(), monitor_split(req.dataset))
+    return req.write_tree(generate_lnets_tree, hp.LNET_VARIANTS, COMMITTED)
