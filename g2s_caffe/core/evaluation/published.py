@@ -28,11 +28,14 @@ METHOD_LABELS: dict[str, str] = {
 PAPER = "ours"  # the column this project reproduces
 
 
-def column_of_method(method: str) -> str:
+def column_of_method(method: str | None) -> str:
     """The published column a run of ``method`` (Run.method) stands next to: the method's own
-    (core/registry.py, Method.published_column)."""
+    (core/registry.py, Method.published_column); numbers of no named method stand next to
+    the paper's own column."""
     from g2s_caffe.core import registry
 
+    if not method:
+        return PAPER
     columns = {m.id: m.published_column for m in registry.methods() if m.published_column}
     if method not in columns:
         raise G2SError(f"method {method!r}: no published column (known: {', '.join(columns)})")

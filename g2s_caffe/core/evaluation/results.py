@@ -9,7 +9,7 @@ Columns (percentages in percent; ``_lo``/``_hi`` the 95 % interval beside each v
     predictions                                           the run's per-image file
                                                           (g2s_caffe/core/evaluation/predictions.py), relative
                                                           to the CSV's directory
-    method                                                g2s, or lnets_anet (the baseline)
+    method                                                Run.method (g2s, anet, lnets_anet, ...)
 
 Any method writes these rows the same way (``result_rows``).  For reading, only
 ``attribute`` and ``accuracy`` are required, so numbers from elsewhere work; what else a
@@ -42,7 +42,7 @@ def _pct(v: float) -> str:
 
 
 def result_rows(run: str, dataset: str, split: str, summary, schemes: list[str], predictions: str,
-                method: str = "g2s") -> list[list]:
+                method: str = "") -> list[list]:
     """Rows of one run from a metrics.Summary; ``predictions``: the per-image file's path as
     it should appear in the CSV (relative to the CSV's directory); ``method``: Run.method."""
     rows = []
@@ -81,7 +81,7 @@ class RunResult:
     balanced_ci: dict[str, stats.Interval] = field(default_factory=dict)
     predictions: Path | None = None                                     # resolved path
     split: str = ""
-    method: str = "g2s"            # which method's published column it reproduces (column "method")
+    method: str | None = None      # whose published column it stands next to (column "method"; None: the paper's)
 
     def accuracy_interval(self, attribute: str) -> stats.Interval | None:
         """In percent: the file's own interval columns, else Wilson from its counts, else None."""

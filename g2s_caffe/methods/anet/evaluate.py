@@ -1,13 +1,13 @@
-"""`g2s eval` of an ANet run (method "lnets_anet"): the same outputs as a G2S run's.
+"""`g2s eval` of an ANet run (method "anet" or "lnets_anet"): the same outputs as a G2S run's.
 
-Per image of the split: its region (faces.py: data.region_jpeg of the prepared scheme-c crop
+Per image of the split: its region (its face source, faces.py: region_jpeg of the prepared scheme-c crop
 for a ``--faces prep`` run; for the end-to-end ``--faces lnets`` run, LNets' face window on the
 raw image, found here by the run's LNets cascade with density-peak pruning and written to
 faces.csv beside the results, "no face" images flagged and counted), every patch's FC from
 the one-pass net, each attribute's SVM decision value averaged over the
 patches, p = sigmoid(mean score) (svm.py: p >= 0.5 exactly when the SVM says positive; not a
 calibrated probability).  The result is an ``evaluate.EvalResult`` labelled with the run's name
-(``anet_prep_boxes`` or ``lnets_anet``; both reproduce the published LNets+ANet column), so
+(``anet_prep_boxes`` or ``lnets_anet``; both stand next to the published LNets+ANet column), so
 g2s_caffe/core/evaluation/evaluate.py writes probs.npz, probs.csv, metrics.csv, summary.json, accuracy.png and
 the results-CSV rows exactly as for G2S; ``lnets_anet.json`` beside them adds what is particular
 to the baseline (the SVM split, the weights, attributes under the one-class rule).

@@ -1,6 +1,6 @@
 """ANet's patch features of a prepared split, in one forward pass per batch of images.
 
-Each image's region is made exactly as the data stage makes it (faces.py: data.region_jpeg
+Each image's region is made exactly as the data stage makes it (faces.py: region_jpeg
 on the prepared scheme-c crop, or LNets' face window on the raw image), decoded like Caffe's
 Data layer (BGR, the fine-tuning net's TEST mean and scale, no crop, no mirror) and fed
 whole to the one-pass net (nets.onepass_deploy:

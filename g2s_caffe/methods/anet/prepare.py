@@ -1,11 +1,11 @@
-"""An ANet run's nets and manifest: RUNS/anet/ with its two `caffe train` jobs.
+"""An ANet run's nets and manifest: RUNS/<run>/ with its two `caffe train` jobs.
 
-    RUNS/<run>/manifest.json        a g2s_caffe.core.runs.Run, method "lnets_anet"; <run> says where
-                                    the faces come from (faces.RUN_NAMES): "anet_prep_boxes"
-                                    (--faces prep, part 1) or "lnets_anet" (--faces lnets: LNets'
-                                    face windows, the system end to end)
+    RUNS/<run>/manifest.json        a g2s_caffe.core.runs.Run; its face source (faces.py) names
+                                    the run and its method: "anet_prep_boxes", method "anet"
+                                    (--faces prep, part 1), or "lnets_anet", method "lnets_anet"
+                                    (--faces lnets: LNets' face windows, the system end to end)
     RUNS/<run>/nets/<dataset>/anet/ the generated nets and solvers (or --nets: a `g2s gen` tree)
-    RUNS/<run>/faces/               --faces lnets: LNets' face window of every image (faces.py)
+    RUNS/<run>/faces/               --faces lnets: LNets' face window of every image
     RUNS/<run>/data/                the ANet data stage (data.py)
     RUNS/<run>/pretrain/            job anet/pretrain: identity pre-training (siamese)
     RUNS/<run>/finetune/            job anet/finetune: attribute fine-tuning; deploy.prototxt is

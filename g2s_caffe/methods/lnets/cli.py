@@ -8,7 +8,7 @@ face localization learned from image-level attribute tags alone.
 
 Stages (each recorded in RUNS/lnets/manifest.json, a g2s_caffe.core.runs.Run of method "lnets"):
   whole          the raw images of the train and monitor splits (the prepared manifest's
-                 sources.images) letterboxed to the input size, and the prepared labels (lnets_data.py)
+                 sources.images) letterboxed to the input size, and the prepared labels (data.py)
   lnet_o         `caffe train` job lnets/lnet_o: the 40 (T) attribute tags on whole images
   head_shoulder  LNet_o's best window of each image, square, resized: LNet_s's input
   lnet_s         `caffe train` job lnets/lnet_s: the same tags on those windows

@@ -2,7 +2,7 @@
 
 Strict like ANetConfig (config.py here) and G2S's TrainConfig: an unknown key or a value of
 the wrong type is an error naming the dotted key.  None keeps the variant's value from
-lnets_params.py.
+params.py.
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ class ThresholdConfig:
 
 @dataclass(frozen=True)
 class LNetsConfig:
-    variant: str = "full"                  # lnets_params.LNET_VARIANTS
+    variant: str = "full"                  # params.LNET_VARIANTS
     solver: LNetsSolverConfig = field(default_factory=LNetsSolverConfig)
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
     keep_snapshots: int = 2                # last K snapshot pairs kept per job

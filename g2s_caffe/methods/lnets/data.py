@@ -1,9 +1,9 @@
 """The LNets data stages: the LMDBs LNet_o's and LNet_s's `caffe train` jobs read, under
-RUNS/lnets/data/ (the Data sources of lnet_nets.finetune_net, re-rooted there)::
+RUNS/lnets/data/ (the Data sources of nets.finetune_net, re-rooted there)::
 
     data/<split>/whole_lmdb          LNet_o's input: the raw image (the prepared manifest's
                                      sources.images, raw.RawImages) letterboxed to input_size
-                                     (lnet_infer.letterbox: longer side resized, padded to a
+                                     (infer.letterbox: longer side resized, padded to a
                                      square with the ImageNet mean colour), JPEG-encoded
     data/<split>/labels_lmdb         a copy of the prepared labels LMDB (image-level attribute
                                      tags: the only supervision LNets get)

@@ -5,7 +5,7 @@ response map over the image, and the cascade LNet_o -> LNet_s -> face window (§
     s = LNet(prototxt/celeba/lnets/lnet_s_deploy.prototxt, "lnet_s.caffemodel", FULL_LNET)
     cascade = LNetsCascade(o, s, threshold=t)
     result = cascade.face(img_bgr)          # result.face.box: [x1, y1, x2, y2) or None ("no face")
-    patch, hs = cascade.head_shoulder_crop(img_bgr)   # LNet_s's training input (lnets_data.py)
+    patch, hs = cascade.head_shoulder_crop(img_bgr)   # LNet_s's training input (data.py)
 
 Inputs.  LNet_o sees the whole image resized so that its longer side is ``shape.input_size``
 (the scale of its letterboxed training images, ``letterbox``), not padded at test (the deploy
@@ -111,7 +111,7 @@ def to_blob(img: np.ndarray, shape: hp.LNetShape) -> np.ndarray:
 
 # ---------------------------------------------------------------- one net
 class LNet:
-    """A deploy net (lnet_nets.deploy_net) with its weights: image -> averaged C5 response map.
+    """A deploy net (nets.deploy_net) with its weights: image -> averaged C5 response map.
 
     ``weights=None`` keeps the fillers' random init (benchmarks, tests, `--weights none`)."""
 

@@ -2,7 +2,7 @@
 
 Init weights (both nets, §2.1: "both LNet_o and LNet_s are pre-trained with 1,000 general object
 categories"): BVLC AlexNet's conv1 .. conv5, copied by name into a derived init.caffemodel in
-the job's directory (lnet_nets.init_from_alexnet; the head fc_attr at its filler, drawn with
+the job's directory (nets.init_from_alexnet; the head fc_attr at its filler, drawn with
 the job's seed), checked against the sha256 the manifest recorded for the AlexNet file; or,
 with ``--weights-alexnet none``, random init (the fillers).  Fingerprints: the shared
 ``jobs.reuse.training_fingerprint`` with the init's key and the hashes of the LMDBs the job

@@ -171,7 +171,7 @@ def mtcnn_detector(min_face: float = MTCNN_MIN_FACE, factor: float = MTCNN_FACTO
 
 
 def lnets_detector(cascade) -> Detector:
-    """LNets (lnet_infer.LNetsCascade): the last stage's top windows after NMS, with their
+    """LNets (infer.LNetsCascade): the last stage's top windows after NMS, with their
     scores, the first being the localized face (no threshold: the curve sweeps it)."""
     def detect(img):
         face = cascade.face(img).face

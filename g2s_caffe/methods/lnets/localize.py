@@ -15,7 +15,7 @@ Map sizes follow Caffe's rounding (convolutions floor, pools ceil).
 Windows.  Every axis-aligned rectangle of whole cells with at least WINDOW_MIN_CELLS per side
 and a height/width ratio in WINDOW_ASPECT_RANGE is a candidate; its score is the sum of the
 response inside divided by (its area in cells) ** SCORE_SIZE_EXPONENT, computed exactly for all
-windows at once with an integral image (lnets_params.py says why these, and why not EdgeBox).
+windows at once with an integral image (params.py says why these, and why not EdgeBox).
 The image's score is its best window's: "no face" when it is below the threshold.
 
 Density peaks (Rodriguez & Laio 2014).  Inside the best window: rho = the response smoothed by a

@@ -8,7 +8,7 @@ next to our MTCNN port on the same images.
                                       the split's raw images (the prepared manifest's sources),
                                       -> runs/lnets/localize/<dataset>_<split>/
 
-Per image (cascade LNet_o -> LNet_s, lnet_infer.LNetsCascade.face, with density-peak pruning
+Per image (cascade LNet_o -> LNet_s, infer.LNetsCascade.face, with density-peak pruning
 and the run's face threshold): ``localizations.csv`` (face box [x1, y1, x2, y2) in image pixels
 or "no face", its score, the threshold, LNet_o's head-shoulder window) and ``windows.jsonl``
 (LNet_s's top windows after NMS with their scores, best first: the scored boxes of the Fig. 7

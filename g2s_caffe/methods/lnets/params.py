@@ -76,7 +76,7 @@ RESPONSE_BLOB = "response"
 # longer side resized to ``input_size``, the shorter side padded with PAD_BGR to a square,
 # mirrored at random.  At test the image is resized the same way but not padded (the deploy
 # net takes any size), so a face has the same size in pixels as in training.  LNet_s always
-# sees the head-shoulder window (made square around its centre, see lnet_infer.square_crop)
+# sees the head-shoulder window (made square around its centre, see infer.square_crop)
 # resized to ``input_size`` (227 in the full variant: the paper).
 
 

@@ -2,7 +2,7 @@
 
     RUNS/lnets/manifest.json         a g2s_caffe.core.runs.Run, method "lnets", run "lnets"
     RUNS/lnets/nets/<dataset>/lnets/ the generated nets and solvers (or --nets: a `g2s gen` tree)
-    RUNS/lnets/data/                 the LNets data stages (lnets_data.py)
+    RUNS/lnets/data/                 the LNets data stages (data.py)
     RUNS/lnets/lnet_o/               job lnets/lnet_o: LNet_o fine-tuned on whole images
     RUNS/lnets/lnet_s/               job lnets/lnet_s: LNet_s fine-tuned on LNet_o's windows
     RUNS/lnets/threshold/            the face threshold: scores, threshold.json, threshold.png
