@@ -10,7 +10,7 @@ from typing import Protocol
 from g2s_caffe.core.runs import Init, Job, Run
 
 
-class Method(Protocol):
+class JobHooks(Protocol):
     def resolve_init(self, run: Run, job: Job) -> Init:
         """The job's initial weights, from the manifest only (a derived caffemodel is written
         into the job's directory when the method needs one).  Raise G2SError when a job it

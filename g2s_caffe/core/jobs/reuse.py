@@ -2,7 +2,7 @@
 
 Runs under one RUNS root often repeat a training: Table 1's seven G2S runs share Step 1 and
 Step 2, and every run of a method shares its first stages with the run next to it.  A job's
-fingerprint (computed by its method, ``method.Method.fingerprint``) hashes everything that
+fingerprint (computed by its method, ``hooks.JobHooks.fingerprint``) hashes everything that
 determines its training: its run copies of the solver (without the two paths that name the
 run directory) and of the train/val net, plus where its init comes from.  A ready job whose
 fingerprint matches a finished job of a sibling run directory is recorded as done with that

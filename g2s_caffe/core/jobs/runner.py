@@ -1,6 +1,6 @@
 """One training job = one `caffe train` process, resumable after kill -9.
 
-Start: the job's init weights come from its method (``method.Method.resolve_init``: from the
+Start: the job's init weights come from its method (``hooks.JobHooks.resolve_init``: from the
 run manifest only, e.g. G2S's Model A, B or C_i, checked against their sha256), and Caffe
 runs on the job's run copies with its log appended to the job's train.log (Caffe's own
 format).  Nothing here knows which method the job belongs to.
@@ -37,7 +37,7 @@ from pathlib import Path
 from g2s_caffe.core.atomic import copy_atomic
 from g2s_caffe.core.errors import G2SError
 from g2s_caffe.core.runs import Final, Job, Run, sha256_file
-from g2s_caffe.core.jobs.hooks import Method
+from g2s_caffe.core.jobs.hooks import JobHooks
 from g2s_caffe.core.jobs.progress import LogTail, Speed, job_line
 from g2s_caffe.core.nets.protofiles import read_text_proto
 from g2s_caffe.core.jobs.provenance import now
@@ -153,7 +153,7 @@ def _die_with_parent():   # runs in the child between fork and exec
 class JobProcess:
     """A running `caffe train` of one job (see the module docstring)."""
 
-    def __init__(self, run: Run, job: Job, method: Method, keep: int, gpus: tuple[int, ...] = (),
+    def __init__(self, run: Run, job: Job, method: JobHooks, keep: int, gpus: tuple[int, ...] = (),
                  threads: int | None = None, log=print):
         self.run, self.job, self.keep, self.gpus, self.log = run, job, keep, gpus, log
         self.method, self.threads = method, threads

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from g2s_caffe.core.errors import G2SError
 from g2s_caffe.core.runs import Run, commit_job, load_run
-from g2s_caffe.core.jobs.hooks import Method
+from g2s_caffe.core.jobs.hooks import JobHooks
 from g2s_caffe.core.jobs.runner import JobProcess, max_iter_of
 
 
@@ -85,7 +85,7 @@ def usable_cores() -> int:
 
 
 class Scheduler:
-    def __init__(self, run: Run, ids: list[str], cfg: SchedulerSettings, method: Method,
+    def __init__(self, run: Run, ids: list[str], cfg: SchedulerSettings, method: JobHooks,
                  gpus: tuple[int, ...] = (), out=None, on_progress=None):
         """``out``: where the per-job lines go (tqdm.write); ``on_progress(done, total)`` is
         called with the bar's iterations after every poll (for a caller's own display)."""

@@ -1,4 +1,4 @@
-"""ANet's answers to the shared job machinery (``g2s_caffe.core.jobs.hooks.Method``).
+"""ANet's answers to the shared job machinery (``g2s_caffe.core.jobs.hooks.JobHooks``).
 
 Init weights: pre-training starts from random init (its fillers: ANet is pre-trained on
 identities from scratch, §2.2); fine-tuning from pre-training's final weights, read from the

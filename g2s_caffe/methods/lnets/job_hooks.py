@@ -1,4 +1,4 @@
-"""LNets' answers to the shared job machinery (``g2s_caffe.core.jobs.hooks.Method``).
+"""LNets' answers to the shared job machinery (``g2s_caffe.core.jobs.hooks.JobHooks``).
 
 Init weights (both nets, §2.1: "both LNet_o and LNet_s are pre-trained with 1,000 general object
 categories"): BVLC AlexNet's conv1 .. conv5, copied by name into a derived init.caffemodel in

@@ -1,4 +1,4 @@
-"""G2S's answers to the shared job machinery (``g2s_caffe.core.jobs.hooks.Method``).
+"""G2S's answers to the shared job machinery (``g2s_caffe.core.jobs.hooks.JobHooks``).
 
 Init weights (Fig. 1): Step 1 loads Model A by layer name (or trains from random init);
 Steps 2/3 get a derived init caffemodel written by head surgery (``g2s_caffe.methods.g2s.surgery``) from
