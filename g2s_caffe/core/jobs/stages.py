@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 
-from g2s_caffe.core.runs import Run, sha256_file
+from g2s_caffe.core.jobs.provenance import now
+from g2s_caffe.core.runs import Run, commit_stage, sha256_file
 
 
 def as_json(d: dict) -> dict:
@@ -26,3 +27,37 @@ def reusable(run: Run, name: str, inputs: dict) -> bool:
         if not path.exists() or (path.is_file() and sha256_file(path) != out["sha256"]):
             return False
     return True
+
+
+class Stage:
+    """One non-Caffe stage of a run, recorded in ``Run.stages[name]``::
+
+        stage = Stage(run, "features", inputs, f"features of {split}")
+        if stage.kept():
+            return run
+        run = stage.start()          # marked running, with its inputs
+        ...
+        return stage.done(outputs=..., images=...)
+    """
+
+    def __init__(self, run: Run, name: str, inputs: dict, label: str):
+        self.run, self.name, self.inputs, self.label = run, name, inputs, label
+        self.started: str | None = None
+
+    def kept(self, note: str = "") -> bool:
+        """True (and said) when the finished stage stays as it is (``reusable``)."""
+        if not reusable(self.run, self.name, self.inputs):
+            return False
+        print(f"{self.run.run}: {self.label} finished before, kept{note}")
+        return True
+
+    def start(self) -> Run:
+        self.started = now()
+        self.run = commit_stage(self.run.root, self.name,
+                                {"status": "running", "started": self.started, "inputs": self.inputs})
+        return self.run
+
+    def done(self, **fields) -> Run:
+        self.run = commit_stage(self.run.root, self.name, {"status": "done", "started": self.started,
+                                                           "finished": now(), "inputs": self.inputs, **fields})
+        return self.run

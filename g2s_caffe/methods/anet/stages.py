@@ -20,9 +20,8 @@ import numpy as np
 from g2s_caffe.core import layout
 from g2s_caffe.core.errors import G2SError
 from g2s_caffe.core.atomic import write_atomic
-from g2s_caffe.core.jobs.provenance import now
-from g2s_caffe.core.jobs.stages import as_json, reusable
-from g2s_caffe.core.runs import Run, commit_stage, sha256_file
+from g2s_caffe.core.jobs.stages import Stage, as_json
+from g2s_caffe.core.runs import Run, sha256_file
 from g2s_caffe.methods.anet import data as anet_data
 from g2s_caffe.methods.anet import params as hp
 from g2s_caffe.methods.anet.faces import source_of
@@ -51,14 +50,13 @@ def data_stage(run: Run, req) -> Run:
     for split in splits:
         if source_of(run).stage_inputs(run, split):
             inputs[f"faces_{split}"] = source_of(run).stage_inputs(run, split)
-    if reusable(run, "data", inputs):
-        print(f"{run.run}: data stage finished before, kept")
+    stage = Stage(run, "data", inputs, "data stage")
+    if stage.kept():
         return run
     old = run.stages.get("data")
     if old and old.get("inputs") != as_json(inputs):
         anet_data.discard(run.root)               # built from other inputs
-    started = now()
-    run = commit_stage(run.root, "data", {"status": "running", "started": started, "inputs": inputs})
+    run = stage.start()
     res = anet_data.build(run.root, req.data, shape.region_size, req.train_split, req.monitor_split,
                           regions_for=lambda split: regions_of(run, req.data, split))
     people = res["splits"][req.train_split]["identities"]
@@ -69,8 +67,7 @@ def data_stage(run: Run, req) -> Run:
     if alone:
         print(f"{run.run}: {alone} train image(s) are the only image of their person: they are their own "
               "partner (no similarity signal from them)", file=sys.stderr)
-    return commit_stage(run.root, "data", {"status": "done", "started": started, "finished": now(),
-                                           "inputs": inputs, **res, "identities": people})
+    return stage.done(**res, identities=people)
 
 
 # ------------------------------------------------------------------ features
@@ -112,22 +109,19 @@ def features_stage(run: Run, req) -> Run:
               "split": split, "prepared": {w: lm[w]["sha256"] for w in whats},
               "data": str(req.data.root.resolve()), "region_size": shape_of(run).region_size,
               **source_of(run).stage_inputs(run, split)}
-    if reusable(run, "features", inputs):
-        print(f"{run.run}: features of {split} finished before, kept")
+    stage = Stage(run, "features", inputs, f"features of {split}")
+    if stage.kept():
         return run
-    started = now()
-    run = commit_stage(run.root, "features", {"status": "running", "started": started, "inputs": inputs})
+    run = stage.start()
     from g2s_caffe.core.device import select_device
 
     select_device(req.gpus[0] if req.gpus else None)
     net = one_pass(run, req.data, regions_of(run, req.data, split))
     out = extract(net, req.data, split, features_path(run, split), sha, req.cfg.feature_batch, req.cfg.feature_chunk)
     shape = shape_of(run)
-    return commit_stage(run.root, "features", {
-        "status": "done", "started": started, "finished": now(), "inputs": inputs,
-        "outputs": {"features": {"path": run.rel(out), "sha256": sha256_file(out)}},
-        "images": req.data.count(split), "patches": shape.n_patches, "dim": shape.fc_dim,
-        "one_pass": "nets.onepass_deploy (the interweaved operation, Fig. 5)"})
+    return stage.done(outputs={"features": {"path": run.rel(out), "sha256": sha256_file(out)}},
+                      images=req.data.count(split), patches=shape.n_patches, dim=shape.fc_dim,
+                      one_pass="nets.onepass_deploy (the interweaved operation, Fig. 5)")
 
 
 # ------------------------------------------------------------------ SVMs
@@ -148,8 +142,8 @@ def svm_stage(run: Run, req) -> Run:
     names = run.attribute_names
     inputs = {"features": feats, "settings": settings.to_json(), "attributes": names,
               "anet_weights": {"path": str(weights), "sha256": sha}}
-    if reusable(run, "svm", inputs):
-        print(f"{run.run}: SVMs finished before, kept")
+    stage = Stage(run, "svm", inputs, "SVMs")
+    if stage.kept():
         return run
     folder = run.root / SVM_DIR / "attributes"
     tag = folder / "tag.json"
@@ -157,8 +151,7 @@ def svm_stage(run: Run, req) -> Run:
         shutil.rmtree(folder)                     # SVMs of other features or settings
     folder.mkdir(parents=True, exist_ok=True)
     write_atomic(tag, json.dumps(inputs, sort_keys=True))
-    started = now()
-    run = commit_stage(run.root, "svm", {"status": "running", "started": started, "inputs": inputs})
+    run = stage.start()
     f = load_features(run.path(feats["path"]))
     if len(f["keys"]) != len(f["labels"]) or len(f["keys"]) != len(f["features"]):
         raise G2SError(f"{run.path(feats['path'])}: {len(f['keys'])} keys for {len(f['labels'])} label rows")
@@ -182,12 +175,10 @@ def svm_stage(run: Run, req) -> Run:
     for s in bank.svms:
         if s.note and s.constant < 0:
             print(f"{run.run}: {s.name}: {s.note}", file=sys.stderr)
-    return commit_stage(run.root, "svm", {
-        "status": "done", "started": started, "finished": now(), "inputs": inputs,
-        "outputs": {"svm": {"path": run.rel(out), "sha256": sha256_file(out)}},
-        "split": req.svm_split, "anet_weights_sha256": sha, "one_class": bank.one_class,
-        "attributes": bank.summary(), **facts,
-        "mean_held_out_accuracy": _mean([s.held_out_accuracy for s in bank.svms])})
+    return stage.done(outputs={"svm": {"path": run.rel(out), "sha256": sha256_file(out)}},
+                      split=req.svm_split, anet_weights_sha256=sha, one_class=bank.one_class,
+                      attributes=bank.summary(), **facts,
+                      mean_held_out_accuracy=_mean([s.held_out_accuracy for s in bank.svms]))
 
 
 def _mean(values) -> float | None:

@@ -26,14 +26,13 @@ import numpy as np
 from g2s_caffe.core import layout
 from g2s_caffe.core.atomic import write_atomic
 from g2s_caffe.core.errors import G2SError
-from g2s_caffe.core.jobs.provenance import now
-from g2s_caffe.core.runs import Run, commit_stage, finished, sha256_file
+from g2s_caffe.core.runs import Run, finished, sha256_file
 from g2s_caffe.methods.lnets import nets as lnet_nets
 from g2s_caffe.methods.lnets import data as ld
 from g2s_caffe.methods.lnets.job_hooks import LNET_O, LNET_S
 from g2s_caffe.methods.lnets.prepare import shape_of
 from g2s_caffe.methods.lnets.raw import RawImages
-from g2s_caffe.core.jobs.stages import as_json, reusable
+from g2s_caffe.core.jobs.stages import Stage, as_json
 
 THRESHOLD_DIR = "threshold"
 
@@ -100,23 +99,20 @@ def whole_stage(run: Run, req, raw: RawImages) -> Run:
     splits = _splits(req)
     inputs = {"prepared": _prepared(req.data, splits), "images": raw.identity(), "size": shape.input_size,
               "jpeg_quality": quality, "letterbox": "longer side to size, mean-colour padding"}
-    if reusable(run, "whole", inputs):
-        print(f"{run.run}: whole-image stage finished before, kept")
+    stage = Stage(run, "whole", inputs, "whole-image stage")
+    if stage.kept():
         return run
     old = run.stages.get("whole")
     if old and old.get("inputs") != as_json(inputs):
         ld.discard(run.root)                     # every LMDB came from other inputs
-    started = now()
-    run = commit_stage(run.root, "whole", {"status": "running", "started": started, "inputs": inputs})
+    run = stage.start()
     outputs = {}
     for split in splits:
         outputs[f"{split}/{lnet_nets.WHOLE}"] = ld.build_images(run.root, req.data, raw, split, lnet_nets.WHOLE,
                                                                 shape.input_size,
                                                                 ld.whole_maker(shape.input_size, quality))
         outputs[f"{split}/{lnet_nets.LABELS}"] = ld.copy_labels(run.root, req.data, split)
-    return commit_stage(run.root, "whole", {"status": "done", "started": started, "finished": now(),
-                                            "inputs": inputs, "outputs": outputs,
-                                            "images": {s: req.data.count(s) for s in splits}})
+    return stage.done(outputs=outputs, images={s: req.data.count(s) for s in splits})
 
 
 # ------------------------------------------------------------------ head-shoulder windows
@@ -129,14 +125,13 @@ def head_shoulder_stage(run: Run, req, raw: RawImages) -> Run:
     splits = _splits(req)
     inputs = {"prepared": _prepared(req.data, splits), "images": raw.identity(), "size": shape.input_size,
               "jpeg_quality": quality, "lnet_o": sha, "window": "best window, no threshold, no pruning"}
-    if reusable(run, "head_shoulder", inputs):
-        print(f"{run.run}: head-shoulder stage finished before, kept")
+    stage = Stage(run, "head_shoulder", inputs, "head-shoulder stage")
+    if stage.kept():
         return run
     old = run.stages.get("head_shoulder")
     if old and old.get("inputs") != as_json(inputs):
         ld.discard(run.root, lnet_nets.HEAD_SHOULDER)
-    started = now()
-    run = commit_stage(run.root, "head_shoulder", {"status": "running", "started": started, "inputs": inputs})
+    run = stage.start()
     from g2s_caffe.core.device import select_device
 
     select_device(req.gpus[0] if req.gpus else None)
@@ -148,8 +143,7 @@ def head_shoulder_stage(run: Run, req, raw: RawImages) -> Run:
                                                                         lnet_nets.HEAD_SHOULDER, shape.input_size, make)
         p = ld.windows_csv(run.root, split, req.data)
         outputs[f"{split}/windows"] = {"path": run.rel(p), "sha256": sha256_file(p)}
-    return commit_stage(run.root, "head_shoulder", {"status": "done", "started": started, "finished": now(),
-                                                    "inputs": inputs, "outputs": outputs})
+    return stage.done(outputs=outputs)
 
 
 # ------------------------------------------------------------------ the face threshold
@@ -215,11 +209,10 @@ def threshold_stage(run: Run, req, raw: RawImages) -> Run:
     inputs = {"cascade": ident, "split": split, "prepared": _prepared(req.data, [split]), "images": raw.identity(),
               "settings": {"face_images": cfg.face_images, "background_crops": cfg.background_crops,
                            "registry_photos": cfg.registry_photos}, "rule": lz.hp.THRESHOLD_RULE}
-    if reusable(run, THRESHOLD_DIR, inputs):
-        print(f"{run.run}: face threshold finished before, kept ({run.stages[THRESHOLD_DIR]['threshold']:.4g})")
+    stage = Stage(run, THRESHOLD_DIR, inputs, "face threshold")
+    if stage.kept(f" ({(run.stages.get(THRESHOLD_DIR) or {}).get('threshold', float('nan')):.4g})"):
         return run
-    started = now()
-    run = commit_stage(run.root, THRESHOLD_DIR, {"status": "running", "started": started, "inputs": inputs})
+    run = stage.start()
     from g2s_caffe.core.device import select_device
 
     select_device(req.gpus[0] if req.gpus else None)
@@ -254,5 +247,4 @@ def threshold_stage(run: Run, req, raw: RawImages) -> Run:
               "backgrounds (threshold.png)", file=sys.stderr)
     outputs = {n: {"path": run.rel(p), "sha256": sha256_file(p)} for n, p in
                (("histogram", png), ("scores", table), ("summary", js))}
-    return commit_stage(run.root, THRESHOLD_DIR, {"status": "done", "started": started, "finished": now(),
-                                                  "inputs": inputs, "outputs": outputs, **summary})
+    return stage.done(outputs=outputs, **summary)

@@ -9,9 +9,8 @@ import numpy as np
 from g2s_caffe.core import layout
 from g2s_caffe.core.atomic import write_atomic
 from g2s_caffe.core.errors import G2SError
-from g2s_caffe.core.jobs.provenance import now
-from g2s_caffe.core.jobs.stages import reusable
-from g2s_caffe.core.runs import Run, commit_stage, sha256_file
+from g2s_caffe.core.jobs.stages import Stage
+from g2s_caffe.core.runs import Run, sha256_file
 from g2s_caffe.methods.anet.faces import FaceSource, register_source
 from g2s_caffe.methods.lnets_anet.faces import (FACES_DIR, FACES_FILE, LNETS, RUN_NAME, TEST_RULE, LNetsRegions,
                                                 faces_csv, lnets_run, lnets_weights, read_faces_csv, split_windows)
@@ -44,11 +43,10 @@ class LNetsFaces(FaceSource):
         splits = list(dict.fromkeys(splits))
         inputs = {"lnets": {"run": str(lnets.root.resolve()), **cascade_identity(lnets)}, "images": raw.identity(),
                   "prepared": {s: req.data.manifest["splits"][s].get("keys_sha256") for s in splits}}
-        if reusable(run, "faces", inputs):
-            print(f"{run.run}: LNets faces finished before, kept")
+        stage = Stage(run, "faces", inputs, "LNets faces")
+        if stage.kept():
             return run
-        started = now()
-        run = commit_stage(run.root, "faces", {"status": "running", "started": started, "inputs": inputs})
+        run = stage.start()
         select_device(req.gpus[0] if req.gpus else None)
         cascade = cascade_of(lnets)
         outputs, no_face = {}, {}
@@ -60,9 +58,8 @@ class LNetsFaces(FaceSource):
             no_face[split] = int(sum(r["no_face"] for r in recs))
             print(f"{run.run}: LNets faces of {split}: {len(keys)} images, {no_face[split]} below the face threshold "
                   "(their best window is used: each training image holds one face, §2.1)")
-        return commit_stage(run.root, "faces", {"status": "done", "started": started, "finished": now(),
-                                                "inputs": inputs, "outputs": outputs, "below_threshold": no_face,
-                                                "rule": "training images: LNet_s's best window, no pruning"})
+        return stage.done(outputs=outputs, below_threshold=no_face,
+                          rule="training images: LNet_s's best window, no pruning")
 
     def stage_inputs(self, run: Run, split: str) -> dict:
         return {"faces": LNETS, "windows": (run.stages.get("faces") or {}).get("outputs", {}).get(split)}
