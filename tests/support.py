@@ -17,6 +17,8 @@ import numpy as np
 
 from g2s_caffe.core import layout
 
+ROOT = Path(__file__).resolve().parent.parent      # the repository
+
 
 def synthetic_face(labels, size: int, rng: np.random.Generator) -> np.ndarray:
     """A BGR uint8 image whose pixels encode the labels (one grid cell per attribute)."""

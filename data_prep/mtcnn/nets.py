@@ -5,7 +5,7 @@ NCHW RGB image (rows = image y), normalised as (pixel - 127.5) / 128; see weight
 the Keras weights map onto these layers.
 Caffe's MAX pooling rounds up, which equals TF/Keras "same" padding (extra row/column at the
 end, never a padded value in the max) for these sizes and equals "valid" for the two
-3x3/2 pools where Keras uses "valid" (checked numerically in tests/test_mtcnn.py).
+3x3/2 pools where Keras uses "valid" (checked numerically in tests/data_prep/test_mtcnn.py).
 """
 from __future__ import annotations
 

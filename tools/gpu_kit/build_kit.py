@@ -20,7 +20,7 @@ CUDA kit, step by step (each step cached; a second run with nothing changed take
    kit.json, the run script, and payload.tar.xz (binaries and libraries).
 
 --cpu-mini packages the venv's CPU Caffe the same way, with the small nets: what the tests
-use to dry-run the run script and to prove the packaging (tests/test_gpu_kit.py).
+use to dry-run the run script and to prove the packaging (tests/tools/test_gpu_kit.py).
 """
 from __future__ import annotations
 

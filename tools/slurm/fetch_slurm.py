@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fetch Debian 12's Slurm and munge into the project's cache, without installing them.
 
-`make setup` runs this so that the tests (tests/test_slurm.py) can start a real single-node
+`make setup` runs this so that the tests (tests/methods/g2s/test_slurm.py) can start a real single-node
 Slurm from the cache (tools/slurm/local_slurm.py).  Why unpacked and not installed: an
 installed `slurmctld`/`slurmd`/`munge` registers system services that a reboot or a package
 trigger may start, writes /etc/slurm and /etc/munge, and adds users; a unpacked tree is

@@ -9,7 +9,7 @@ neighbours); the K-channel outputs are put back in place.  With "same" padding
 Built with NetSpec from layers every Caffe build has, forward and backward, on the CPU and
 with CUDA: Slice (rows, axis 2), Slice (cells of a row, axis 3), one Convolution + ReLU per
 cell named ``<name>_<i>_<j>`` (so its weights load by name), Concat (axis 3), Concat (axis 2).
-tests/test_local_conv.py checks it, forward and gradients, against a direct numpy definition.
+tests/methods/anet/test_local_conv.py checks it, forward and gradients, against a direct numpy definition.
 """
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ kernels" of Li, Zhao & Wang 2014).  FC is split into one convolution per cell ("
 its weights cut from FC's by ``fill_onepass_fc``), summed (Eltwise) with FC's bias once, then
 ReLU.  Output ``fc`` is (N, D, n, n): the feature of patch (a, b) (offset
 ``shape.patch_offsets[a * n + b]``) of image m is ``fc[m, :, a, b]`` (``patch_features``).
-tests/test_anet_nets.py checks it against patch_deploy on every patch.
+tests/methods/anet/test_anet_nets.py checks it against patch_deploy on every patch.
 """
 from __future__ import annotations
 

@@ -169,7 +169,7 @@ WINDOW_ASPECT_RANGE = (0.5, 2.0)   # height / width in cells: faces (CelebA boxe
 # (inside a uniform blob every sub-window has the same mean), so the window set alone would
 # set the box size.  Normalising by the window's linear size sqrt(area) (exponent 1/2) has a
 # unique best window on a uniform blob: the blob itself (inside it the score grows as
-# sqrt(area), outside it falls); tests/test_localize.py checks this.
+# sqrt(area), outside it falls); tests/methods/lnets/test_localize.py checks this.
 SCORE_SIZE_EXPONENT = 0.5
 # Several windows per image (for the Fig. 7 curves and for the density-peak step): greedy NMS
 # over all windows, IoU > NMS_IOU suppressed (the common face-detection setting), top

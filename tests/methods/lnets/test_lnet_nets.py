@@ -12,7 +12,7 @@ import pytest
 from g2s_caffe.core.errors import G2SError
 
 pytestmark = pytest.mark.caffe
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
 COMMITTED = ROOT / "prototxt" / "celeba" / "lnets"
 
 # BVLC AlexNet (models/bvlc_alexnet/deploy.prototxt), written out here, not taken from the

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
 KIT_TOOLS = ROOT / "tools" / "gpu_kit"
 sys.path.insert(0, str(KIT_TOOLS))
 import caffe_io  # noqa: E402

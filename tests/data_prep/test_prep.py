@@ -26,7 +26,7 @@ from g2s_caffe import cli
 from g2s_caffe.core import layout
 from g2s_caffe.core.attributes import default_attributes
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
 ASTRO_BOX = np.array([[179.0, 60.0], [268.0, 173.0]])
 ASTRO_LM = np.array([(203, 101), (246, 103), (224, 128), (201, 139), (244, 141)], float)
 SIZE = 64

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
 SCRIPT = ROOT / "tools" / "caffe" / "build_caffe.py"
 
 

@@ -18,7 +18,7 @@ from g2s_caffe.methods.g2s.train.plan import ABLATIONS, init_source, parse_steps
 
 from pathlib import Path
 
-ROOT_DIR = Path(__file__).resolve().parent.parent
+from support import ROOT as ROOT_DIR
 
 ATTRS = parse_attributes({"attributes": [{"name": "Smiling", "crop": "h"},
                                          {"name": "Eyeglasses", "crop": "g"}]}, "test")

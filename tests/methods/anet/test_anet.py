@@ -18,7 +18,7 @@ import pytest
 from support import check_finished_run, make_tiny_prepared, person_of
 
 pytestmark = pytest.mark.caffe
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
 NAMES = ["Smiling", "Eyeglasses", "Bald"]
 PEOPLE = 4
 RUN = "anet_prep_boxes"      # --faces prep (the default): ANet on g2s prep's face boxes

@@ -19,7 +19,7 @@ import pytest
 from support import check_finished_run, make_raw_prepared
 
 pytestmark = pytest.mark.caffe
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
 COMMITTED = ROOT / "prototxt" / "celeba" / "lnets"
 NAMES = ["Smiling", "Eyeglasses", "Bald"]
 COUNTS = {"train": 32, "val": 16, "test": 12}

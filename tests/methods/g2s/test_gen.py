@@ -12,7 +12,7 @@ from g2s_caffe import cli
 
 pytestmark = pytest.mark.caffe
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
 G2S = Path(sys.executable).parent / "g2s"
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
 DOCKER = ROOT / "docker"
 SCRIPT = ROOT / "tools" / "caffe" / "build_caffe.py"
 PATCHES = ROOT / "tools" / "caffe" / "patches"

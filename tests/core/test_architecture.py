@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
 PACKAGES = ("g2s_caffe", "data_prep")
 TOP = {"g2s_caffe.cli", "g2s_caffe.demo"}
 

@@ -20,7 +20,7 @@ from support import make_tiny_prepared
 
 pytestmark = pytest.mark.caffe
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
 PROTOTXT = ROOT / "prototxt"
 CAFFE = Path(sys.executable).parent / "caffe"
 G2S = Path(sys.executable).parent / "g2s"
@@ -190,8 +190,8 @@ def test_every_committed_file_has_the_papers_settings(dataset):
     T = len(attrs)
     base = PROTOTXT / dataset
     files = sorted(base.rglob("*.prototxt"))
-    anet = len(list((base / "anet").glob("*.prototxt")))      # the baseline's (tests/test_anet_nets.py)
-    lnets = len(list((base / "lnets").glob("*.prototxt")))    # the baseline's (tests/test_lnet_nets.py)
+    anet = len(list((base / "anet").glob("*.prototxt")))      # the baseline's (tests/methods/anet/test_anet_nets.py)
+    lnets = len(list((base / "lnets").glob("*.prototxt")))    # the baseline's (tests/methods/lnets/test_lnet_nets.py)
     assert len(files) == 3 + 2 * 3 * T + anet + lnets
     assert anet == lnets == (6 if dataset == "celeba" else 0)
     for f in files:

@@ -26,7 +26,7 @@ import yaml
 
 from support import make_tiny_prepared
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
 sys.path.insert(0, str(ROOT / "tools" / "slurm"))
 from fetch_slurm import KitError, ensure_kit  # noqa: E402
 from local_slurm import LocalSlurm, SlurmError  # noqa: E402

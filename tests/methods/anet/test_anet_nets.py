@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 pytestmark = pytest.mark.caffe
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
 COMMITTED = ROOT / "prototxt" / "celeba" / "anet"
 
 

@@ -14,7 +14,9 @@ import pytest
 
 from g2s_caffe.core.errors import G2SError
 
-FIXTURES = Path(__file__).parent / "fixtures"
+from support import ROOT
+
+FIXTURES = ROOT / "tests" / "fixtures"
 REF = json.loads((FIXTURES / "mtcnn_reference.json").read_text())
 
 pytestmark = pytest.mark.caffe
