@@ -20,7 +20,7 @@ prototxt: setup
 bench: setup
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-# The GPU check kit (README, "GPU check kit"): CUDA Caffe for sm_90 and the run script in
+# The GPU check kit (docs/gpu-kit.md): CUDA Caffe for sm_90 and the run script in
 # build/gpu_kit/, for one `run` on a GPU machine.  First build ~1 h on 2 cores, then cached.
 gpu-kit: setup
 	$(PY) tools/gpu_kit/build_kit.py

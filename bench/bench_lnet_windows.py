@@ -13,7 +13,7 @@ ms per image to make the candidates and score them on a response map of the imag
 Prints recall at IoU >= 0.5 / 0.7 / 0.8, mean best IoU, ms per image, and
 RATIO = EdgeBoxes ms / grid ms.  Without opencv-contrib (the project's venv pins
 opencv-python-headless) only the grid is measured; run it once in a venv that has
-opencv-contrib-python-headless to compare (README, "LNets").
+opencv-contrib-python-headless to compare (docs/baseline.md, "LNets").
 
     .venv/bin/python bench/bench_lnet_windows.py [--images 300]
 """

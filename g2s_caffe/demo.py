@@ -77,7 +77,7 @@ class Plan:
     lnet_s: int = 120                    # LNet_s's, on LNet_o's head-shoulder windows
 
 
-# Sized for <= 15 minutes on 2 CPU cores (measured: see README); the solver policy is the
+# Sized for <= 15 minutes on 2 CPU cores (measured: see docs/demo.md); the solver policy is the
 # paper's ("inv", lr_mult 1/3/5/8), only the iteration counts shrink.
 FULL = Plan(count=None, max_iter_step1=1500, max_iter_step23=300, test_interval=100, snapshot=500, jobs=2)
 QUICK = Plan(count=300, max_iter_step1=150, max_iter_step23=30, test_interval=50, snapshot=50, jobs=2,
@@ -430,7 +430,7 @@ Intervals: bootstrap over the test images.  LNets' detections are LNet_s's top w
 MTCNN was trained with face boxes and landmarks (WIDER FACE, CelebA), LNets here with 10 attribute
 tags for a few hundred iterations from random weights: the paper's LNets start from ImageNet
 (its Fig. 7(c) shows LNets without pre-training localize much worse).  End to end, LNets found no
-face (score below the threshold) in {faces['no_face']} of the {faces['images']} test images; by the rule (README) their
+face (score below the threshold) in {faces['no_face']} of the {faces['images']} test images; by the no-face rule (docs/choices.md) their
 attributes are predicted from the best window anyway: mean accuracy {pct(faces['mean_accuracy_no_face'])} % there,
 {pct(faces['mean_accuracy_face'])} % on the others.
 

@@ -229,7 +229,7 @@ def test_aggregate_counts_iterations_inside_the_common_window():
 
 
 def test_schedule_reproduces_the_readme_figure_at_its_assumption():
-    """At the README's assumed 0.5 s/iteration and no validation, the formula gives its 461 GPU-h."""
+    """At the assumed 0.5 s/iteration of docs/benchmarks.md and no validation, the formula gives its 461 GPU-h."""
     s = {"step1_iters": 120000, "step23_iters": 40000, "step23_jobs": 80, "test_interval": 2000,
          "test_batch": 64, "test_iter": 311, "kit_test_iter": 2, "batch": 128, "readme_assumed_s_per_iter": 0.5}
     res = run_checks.schedule(s, {"time_single": {"tf32_off": {"ms_per_128": 500.0}},

@@ -70,7 +70,7 @@ KIT_ARCHS = "90"             # Hopper (H100/H200): the machines the kit is for
 # What the checks do not need (the docker image keeps all of it).  No PTX: sm_90 machine code only.
 KIT_CMAKE = {"USE_OPENCV": "OFF", "USE_LEVELDB": "OFF", "USE_HDF5": "OFF", "BUILD_python": "OFF",
              "BUILD_python_layer": "OFF", "CUDA_ARCH_PTX": ""}
-# The README's cost of the schedule before any GPU was measured (bench/bench_train.py
+# docs/benchmarks.md's cost of the schedule before any GPU was measured (bench/bench_train.py
 # --sec-per-iter default); the report puts the measured figure next to it.
 README_ASSUMED_S_PER_ITER = 0.5
 

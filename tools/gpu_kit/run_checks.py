@@ -890,7 +890,7 @@ def headline(name: str, res: dict) -> str:
             row = (res.get("rows") or [{}])[0]
             return (f"{_fmt(row.get('total_gpu_h_1_job_per_gpu'))} GPU-h at 1 job/GPU, "
                     f"{_fmt(row.get('total_gpu_h_best_jobs_per_gpu'))} at {row.get('best_jobs_per_gpu')} jobs/GPU "
-                    f"(README assumed {res.get('readme_assumed', {}).get('total_gpu_h')})")
+                    f"(docs/benchmarks.md assumed {res.get('readme_assumed', {}).get('total_gpu_h')})")
     except (AttributeError, TypeError, KeyError, ValueError):
         pass
     return ""
@@ -964,7 +964,7 @@ def detail(name: str, res: dict) -> list[str]:
                        f"{row['total_gpu_h_1_job_per_gpu']} | {row['best_jobs_per_gpu']} (x{row['aggregate_speedup']}) | "
                        f"{row['total_gpu_h_best_jobs_per_gpu']} |")
         out.append(f"- {res.get('validation_note')}")
-        out.append(f"- README's assumption: {res.get('readme_assumed')}")
+        out.append(f"- The assumption of docs/benchmarks.md: {res.get('readme_assumed')}")
         out.append(f"- {res.get('assumptions')}")
     if res.get("traceback"):
         out += ["```", res["traceback"][-2000:], "```"]

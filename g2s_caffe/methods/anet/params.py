@@ -2,8 +2,8 @@
 
 What the paper fixes is written as such; everything it leaves open (it gives no layer widths
 past C1, no kernel sizes, grid, input or patch sizes, patch layout, loss weight or solver) is
-our choice, with its reason next to it and a row in the README's "paper says / we chose /
-why" table.  The generated prototxt files carry every value; tests read them back.
+our choice, with its reason next to it and a row in docs/choices.md's ANet "paper says / we
+chose / why" table.  The generated prototxt files carry every value; tests read them back.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ PAPER_IDENTITIES = 8000         # "We select eight thousand face identities" (pr
 ENLARGE_SCHEME = "c"            # "extend the localized face region ... with a small factor": the
                                 # region is Eq. 3's scheme c, the face box enlarged by M = 0.1
 
-# ---------------------------------------------------------------- our choices (README table)
+# ------------------------------------------------------- our choices (table in docs/choices.md)
 # Stride at C3's input: C1 and C2 are stride-1 *valid* convolutions, each followed by a 2x2/2
 # max pool.  Valid convolutions and pools without partial windows make every patch's maps an
 # exact crop of the whole region's maps when patch offsets are multiples of this stride: that

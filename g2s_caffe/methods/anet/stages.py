@@ -170,7 +170,7 @@ def svm_stage(run: Run, req) -> Run:
     out = write_atomic(run.root / SVM_DIR / SVM_FILE, bank.to_bytes())
     for name, c in bank.one_class.items():
         print(f"{run.run}: {name}: one class only in the SVM split ({req.svm_split}: every image is {c}); it "
-              f"predicts {c} for every image (the README's one-class rule), flagged in the manifest and eval",
+              f"predicts {c} for every image (the one-class rule, docs/choices.md), flagged in the manifest and eval",
               file=sys.stderr)
     for s in bank.svms:
         if s.note and s.constant < 0:

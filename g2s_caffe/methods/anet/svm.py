@@ -19,7 +19,7 @@ score of 0 or a negative score too close to 0 for float64 maps just below 0.5). 
 calibrated probability; it only carries the decision and its margin.
 
 One class only.  An attribute whose SVM-split labels are all 0 (or all 1) cannot train an SVM.
-Rule (README): it predicts that class for every image, with the constant decision value -1
+Rule (docs/choices.md, ANet): it predicts that class for every image, with the constant decision value -1
 (or +1, the margin of a class in LIBLINEAR's scaling), and it is flagged: ``constant`` in the
 .npz, the run manifest's ``stages["svm"]["one_class"]``, evaluation's lnets_anet.json and a
 printed message.  When the whole split has both classes but the part left for fitting during

@@ -4,7 +4,7 @@ the localization that reads their averaged C5 response maps.
 What the paper fixes is written as such.  Everything it leaves open (widths past C1, strides,
 where the two pools are, the fine-tuning head, the solver, input sizes, the window set, the
 score normalisation, the threshold rule, the density-peak settings) is our choice, with its
-reason next to it and a row in the README's "LNets (part 2 of the baseline)" table.  The
+reason next to it and a row in docs/choices.md's LNets "paper says / we chose / why" table.  The
 generated prototxt files carry every net value; tests read them back from the files.
 """
 from __future__ import annotations
@@ -137,7 +137,7 @@ class LNetSolverSettings:
 FULL_LNET_SOLVER = LNetSolverSettings()
 # From random init (the demo): a 10x higher start (as ANet's pre-training from random init),
 # a short schedule.  The demo runs 300 + 300 iterations (demo.Plan): the loss falls from 7.0 to
-# ~4.6 on its 10 tags, batch 32 trains at ~3.5 it/s on 2 CPU cores (README, "LNets").
+# ~4.6 on its 10 tags, batch 32 trains at ~3.5 it/s on 2 CPU cores (docs/baseline.md, "LNets").
 SMALL_LNET_SOLVER = LNetSolverSettings(batch_size=32, test_batch_size=32, base_lr=0.01, stepsize=300,
                                        max_iter=600, test_interval=100, snapshot=100, solver_mode="CPU")
 LNET_VARIANTS = {"full": (FULL_LNET, FULL_LNET_SOLVER), "small": (SMALL_LNET, SMALL_LNET_SOLVER)}
@@ -156,7 +156,7 @@ ALEXNET_RANDOM_WARNING = ("LNets' ImageNet pre-training replaced by RANDOM INIT 
 # ---------------------------------------------------------------- localization (our choices)
 # Candidate windows: EVERY axis-aligned rectangle of whole C5 cells, scored exactly with an
 # integral image (not EdgeBox's 500 proposals; bench/bench_lnet_windows.py measured both,
-# README).  A window covers the image area its cells represent (each cell the pixels nearest
+# docs/baseline.md).  A window covers the image area its cells represent (each cell the pixels nearest
 # its receptive-field centre).
 WINDOW_MIN_CELLS = 2            # no 1-cell windows: a single conv5 position is noise-prone,
                                 # and 2 cells (32 px at the 227 scale) is below any face we

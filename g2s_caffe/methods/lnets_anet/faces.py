@@ -14,7 +14,7 @@ the box differs.  Which window (``window_record``):
 * test images: the cascade with density-peak pruning; when the window's score is below the
   face threshold ("no face") the rule is: the attributes are still predicted from that best
   window, the image is flagged ``no_face`` in faces.csv and counted in the evaluation's report
-  (README).  A test image of a face dataset holds a face by construction, so "no face" there
+  (docs/choices.md).  A test image of a face dataset holds a face by construction, so "no face" there
   is a localization miss, and dropping it would flatter the accuracy; `g2s predict` on new
   photos, where "no face" may be true, answers "no face" instead.
 

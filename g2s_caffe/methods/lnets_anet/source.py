@@ -115,7 +115,7 @@ class LNetsFaces(FaceSource):
                  "lnets_run": run.config.get("lnets")}
         pct = lambda v: "-" if v is None else f"{v:.2f} %"
         print(f"{run.run}: LNets found no face (score below the threshold) in {faces['no_face']} of "
-              f"{faces['images']} {result.split} images; they are predicted from the best window (README), mean "
+              f"{faces['images']} {result.split} images; they are predicted from the best window (the no-face rule, docs/choices.md), mean "
               f"accuracy there {pct(faces['mean_accuracy_no_face'])} vs {pct(faces['mean_accuracy_face'])} on the "
               f"others ({Path(out_dir) / FACES_FILE})")
         return faces
