@@ -28,7 +28,7 @@ from pathlib import Path
 
 from g2s_caffe.core.evaluation import published, stats
 from g2s_caffe.core.errors import G2SError
-from g2s_caffe.core.atomic import save_figure_atomic, write_atomic  # noqa: F401  (imported from here by other modules)
+from g2s_caffe.core.atomic import save_figure_atomic, write_atomic
 from g2s_caffe.core.evaluation.results import RunResult, csv_text, read_results
 from g2s_caffe.core.evaluation.tables import cell, error_bars, interval_text, markdown, notes_text, text_table
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from g2s_caffe.core import layout
 from g2s_caffe.core.attributes import AttributeList, default_attributes, load_attributes
-from g2s_caffe.core.evaluation.compare import save_figure_atomic, write_atomic
+from g2s_caffe.core.atomic import save_figure_atomic, write_atomic
 from g2s_caffe.core.errors import G2SError
 
 METRICS = ("accuracy", "balanced_accuracy")
