@@ -26,20 +26,8 @@ W, H = 500, 400
 
 def celeba_like_images() -> list[np.ndarray]:
     """Four 500x400 BGR images with one face each, at different sizes and positions."""
-    from data_prep.photos import photo_path
-    astro = cv2.imread(str(photo_path("astronaut.png")))
-    hanks = cv2.imread(str(photo_path("Tom_Hanks_54745.png")))
-    out = []
-    for src, side, x, flip in [(astro, 400, 50, False), (astro, 300, 180, True),
-                               (hanks, 220, 140, False), (hanks, 160, 20, True)]:
-        canvas = np.full((H, W, 3), 90, np.uint8)
-        im = cv2.resize(src, (side, side), interpolation=cv2.INTER_AREA)
-        if flip:
-            im = im[:, ::-1]
-        y = (H - side) // 2
-        canvas[y:y + side, x:x + side] = im
-        out.append(canvas)
-    return out
+    from data_prep.photos import FRAMES, framed_photo
+    return [framed_photo(name) for name in FRAMES]
 
 
 def time_per_image(fn, images, rounds: int) -> tuple[float, list[int]]:
