@@ -77,6 +77,57 @@ def test_converted_nets_equal_reference_onnx(det, name, shape, caffe_out, onnx_o
     assert np.ptp(ours["prob1"]) > 1e-2
 
 
+@pytest.mark.parametrize("name,shape", [("pnet", (1, 3, 37, 29)), ("pnet", (2, 3, 24, 30)),
+                                        ("rnet", (5, 3, 24, 24)), ("onet", (3, 3, 48, 48))])
+def test_numpy_layers_equal_caffe_layers(det, name, shape):
+    """The CPU nets (PReLU and max pooling as numpy layers) give Caffe's own layers' numbers,
+    cut pooling windows at odd sizes and the slopes above 1 included."""
+    import caffe
+    from data_prep.mtcnn.weights import caffemodel_path, ensure_weights, prototxt_path
+    d = ensure_weights()
+    ours = getattr(det, name)
+    assert "Python" in {layer.type for layer in ours.layers}
+    theirs = caffe.Net(str(prototxt_path(d, name, "caffe")), caffe.TEST, weights=str(caffemodel_path(d, name)))
+    assert "Python" not in {layer.type for layer in theirs.layers}
+    x = np.random.default_rng(3).uniform(-1, 1, shape).astype(np.float32)
+    outs = []
+    for net in (ours, theirs):
+        net.blobs["data"].reshape(*shape)
+        net.reshape()
+        net.blobs["data"].data[...] = x
+        outs.append({k: v.copy() for k, v in net.forward().items()})
+    for k in outs[1]:
+        np.testing.assert_array_equal(outs[0][k], outs[1][k], err_msg=f"{name}.{k}")
+
+
+def test_pnet_on_a_window_gives_the_whole_maps_cells(det):
+    """P-Net run on a window (even offsets) of a scaled image: its valid cells are the whole
+    map's, also those at an image edge the window reaches (cut pooling windows there)."""
+    from data_prep.mtcnn.detector import pnet_window, valid_cells
+    rng = np.random.default_rng(5)
+    full = rng.uniform(-1, 1, (1, 3, 45, 57)).astype(np.float32)   # odd sizes: cut pooling windows
+
+    def maps(x):
+        det.pnet.blobs["data"].reshape(*x.shape)
+        det.pnet.reshape()
+        det.pnet.blobs["data"].data[...] = x
+        return det.pnet.forward()["prob1"][0, 1].copy()
+
+    whole = maps(full)
+    for region in [(11, 7, 40, 33), (20, 15, 57, 45), (0, 0, 13, 45)]:
+        hs, ws, r0, r1, c0, c1 = pnet_window(45, 57, 1.0, region)
+        assert r0 % 2 == c0 % 2 == 0 and r0 <= region[1] and c0 <= region[0]
+        part = maps(np.ascontiguousarray(full[:, :, r0:r1, c0:c1]))
+        rows, cols = valid_cells(part.shape[0], r0, r1, hs), valid_cells(part.shape[1], c0, c1, ws)
+        assert rows > 0 and cols > 0
+        np.testing.assert_allclose(part[:rows, :cols], whole[r0 // 2:r0 // 2 + rows, c0 // 2:c0 // 2 + cols],
+                                   atol=1e-6)
+        if c1 == ws:
+            assert c0 // 2 + cols == whole.shape[1]       # the edge cells are kept
+    assert pnet_window(45, 57, 1.0, (30, 30, 40, 40)) is None       # no 12-px cell fits
+    assert pnet_window(45, 57, 0.2, None) is None                   # 9 x 12 px: nothing at that scale
+
+
 # ---- detections on real photographs vs the reference implementation ---------------------
 
 @pytest.mark.parametrize("name", sorted(REF["images"]))
@@ -102,6 +153,21 @@ def test_detect_matches_reference(det, name):
         assert abs(f.score - w["score"]) < SCORE_DIFF
     if name == "t1.jpg":
         assert len(want) >= 4  # a group photo: several faces
+
+
+def test_a_region_finds_its_face_as_the_whole_image_does(det):
+    """In the group photo, P-Net looking only around one person finds that person (the same
+    box and landmarks as in the whole image), and no one else."""
+    img = load("t1.jpg")
+    whole = det.detect(img)
+    target = whole[3]
+    x1, y1, x2, y2 = target.box
+    side = max(x2 - x1, y2 - y1)
+    region = (int(x1 - side / 2), int(y1 - side / 2), int(x2 + side / 2), int(y2 + side / 2))
+    (found,) = det.detect(img, region=region)
+    assert iou(found.box, target.box) >= BOX_IOU
+    assert np.linalg.norm(found.landmarks - target.landmarks, axis=1).max() <= LANDMARK_PX
+    assert det.detect(img, region=(0, 0, 40, 40)) == []
 
 
 def test_landmark_convention_and_types(det):
@@ -136,6 +202,33 @@ def test_bad_input_names_the_image(det):
         det.detect(np.zeros((40, 40), np.uint8), name="photo.png")
     with pytest.raises(G2SError, match="float32"):
         det.detect(np.zeros((40, 40, 3), np.float32))
+
+
+def test_gpu_on_a_cpu_only_build_is_refused():
+    from data_prep.mtcnn import MTCNN
+    from g2s_caffe.core.device import caffe_build_info
+    if caffe_build_info().get("cmake_flags", {}).get("CPU_ONLY") != "ON":
+        pytest.skip("this Caffe has CUDA")
+    with pytest.raises(G2SError, match="--gpu 0: this Caffe is a CPU-only build"):
+        MTCNN(gpu=0)
+
+
+def test_detection_runs_one_blas_thread_and_restores_the_callers(det):
+    from data_prep.mtcnn.blas_threads import _openblas
+    lib = _openblas()
+    if lib is None:
+        pytest.skip("Caffe's BLAS here is not OpenBLAS")
+    seen = []
+    onet_forward = det.onet.forward
+    det.onet.forward = lambda *a, **k: (seen.append(lib.openblas_get_num_threads()), onet_forward(*a, **k))[1]
+    before = lib.openblas_get_num_threads()
+    lib.openblas_set_num_threads(2)
+    try:
+        assert len(det.detect(load("astronaut.png"))) == 1
+        assert seen == [1] and lib.openblas_get_num_threads() == 2
+    finally:
+        del det.onet.forward
+        lib.openblas_set_num_threads(before)
 
 
 def test_bad_parameters():
@@ -177,10 +270,11 @@ def test_min_face_limits_the_pyramid():
 
 def test_ensure_weights_converts_once_and_reconverts_stale(tmp_path, monkeypatch):
     from data_prep.mtcnn import MTCNN, ensure_weights
+    from data_prep.mtcnn.weights import CONVERTER_VERSION
     img = load("astronaut.png")
     monkeypatch.setenv("G2S_CACHE", str(tmp_path))
     d = ensure_weights()
-    assert d == tmp_path / "assets" / "mtcnn"
+    assert d == tmp_path / "assets" / f"mtcnn-v{CONVERTER_VERSION}"
     model = d / "onet.caffemodel"
     before = model.stat().st_mtime_ns
     assert ensure_weights() == d and model.stat().st_mtime_ns == before      # nothing redone
