@@ -251,6 +251,33 @@ def test_nms_union_and_min():
     assert nms(np.empty((0, 5)), 0.5).size == 0
 
 
+def test_nms_keeps_what_the_box_by_box_greedy_keeps():
+    """nms() computes overlaps in blocks; the reference's loop (pick the best, drop what
+    overlaps it, repeat; equal scores: the later box first) must keep the same boxes."""
+    from data_prep.mtcnn.detector import nms
+
+    def greedy(boxes, threshold, method):
+        x1, y1, x2, y2, s = boxes.T
+        area = (x2 - x1 + 1) * (y2 - y1 + 1)
+        order, keep = np.argsort(s, kind="stable"), []
+        while order.size:
+            i, rest = order[-1], order[:-1]
+            keep.append(i)
+            inter = (np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
+                     * np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1))
+            o = inter / (np.minimum(area[i], area[rest]) if method == "min" else area[i] + area[rest] - inter)
+            order = rest[o <= threshold]
+        return keep
+
+    rng = np.random.default_rng(11)
+    for n in (1, 40, 300, 700):                          # 700: more than one block of overlaps
+        corner, side = rng.uniform(0, 300, (n, 2)), rng.uniform(5, 80, (n, 2))
+        score = rng.choice([0.6, 0.7, 0.9], n)            # many equal scores
+        boxes = np.hstack([corner, corner + side, score[:, None]])
+        for threshold, method in ((0.5, "union"), (0.7, "union"), (0.7, "min")):
+            assert list(nms(boxes, threshold, method)) == greedy(boxes, threshold, method), (n, method)
+
+
 def test_rerec_and_bbreg():
     from data_prep.mtcnn.detector import bbreg, rerec
     sq = rerec(np.array([[10.0, 20.0, 50.0, 100.0, 0.9]]))
