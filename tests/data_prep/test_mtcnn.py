@@ -128,6 +128,20 @@ def test_pnet_on_a_window_gives_the_whole_maps_cells(det):
     assert pnet_window(45, 57, 0.2, None) is None                   # 9 x 12 px: nothing at that scale
 
 
+@pytest.mark.parametrize("r0,r1,width", [(0, 240, 300), (6, 171, 213), (0, 13, 1000), (4, 131, 90)])
+def test_pnet_strips_hold_every_cell_once(r0, r1, width):
+    from data_prep.mtcnn.detector import PNET_STRIP_PIXELS, pnet_strips, valid_cells
+    hs = r1                                               # the window reaches the image's bottom
+    strips = pnet_strips(r0, r1, width, PNET_STRIP_PIXELS)
+    assert strips[0][0] == r0 and strips[-1][1] == r1 and all(s0 % 2 == 0 for s0, _ in strips)
+    cells = []
+    for s0, s1 in strips:
+        n_out = -(-(s1 - s0 - 2 - 2) // 2) + 1 - 4        # P-Net's output rows for s1 - s0 input rows
+        cells += range(s0 // 2, s0 // 2 + valid_cells(n_out, s0, s1, hs))
+    assert cells == list(range(r0 // 2, r0 // 2 + valid_cells(-(-(r1 - r0 - 4) // 2) + 1 - 4, r0, r1, hs)))
+    assert pnet_strips(r0, r1, width, None) == [(r0, r1)]
+
+
 # ---- detections on real photographs vs the reference implementation ---------------------
 
 @pytest.mark.parametrize("name", sorted(REF["images"]))
