@@ -12,6 +12,10 @@ PHOTOS (all under <assets>/photos/):
                          JPEGs with NO face (neither MTCNN finds one)
 The insightface wheel (MIT) is only downloaded (pip download, sha256 checked) and read as a
 zip; it is never installed.
+
+FRAMES: raw-CelebA-sized pictures (500x400, one face each) made from these photos, the images
+of bench/bench_mtcnn.py and of the MTCNN fixtures (tests/fixtures/make_mtcnn_reference.py):
+    framed_photo("astronaut_400")    # -> BGR uint8 array
 """
 from __future__ import annotations
 
@@ -46,6 +50,32 @@ def photo_path(name: str) -> Path:
     if not p.is_file():
         raise G2SError(f"{p}: photo missing; run `make setup` (it extracts the registry photos)")
     return p
+
+
+# name -> (photo, side of the face photo in px, its x on the canvas, mirrored)
+FRAMES = {"astronaut_400": ("astronaut.png", 400, 50, False),
+          "astronaut_300_mirrored": ("astronaut.png", 300, 180, True),
+          "hanks_220": ("Tom_Hanks_54745.png", 220, 140, False),
+          "hanks_160_mirrored": ("Tom_Hanks_54745.png", 160, 20, True)}
+FRAME_W, FRAME_H, FRAME_GRAY = 500, 400, 90
+
+
+def framed_photo(name: str):
+    """A FRAMES picture: the photo resized to a square, maybe mirrored, on a gray 500x400 canvas."""
+    import cv2
+    import numpy as np
+
+    if name not in FRAMES:
+        raise G2SError(f"unknown framed photo {name!r}; known: {', '.join(FRAMES)}")
+    photo, side, x, mirrored = FRAMES[name]
+    src = cv2.imread(str(photo_path(photo)), cv2.IMREAD_COLOR)
+    im = cv2.resize(src, (side, side), interpolation=cv2.INTER_AREA)
+    if mirrored:
+        im = im[:, ::-1]
+    canvas = np.full((FRAME_H, FRAME_W, 3), FRAME_GRAY, np.uint8)
+    y = (FRAME_H - side) // 2
+    canvas[y:y + side, x:x + side] = im
+    return canvas
 
 
 def _sha256(path: Path) -> str:

@@ -1,8 +1,9 @@
 """Prepare CelebA or LFWA for training: detect, align, crop (8 schemes), write LMDBs.
 
 In three resumable phases (kill -9 at any time; rerun the same command):
-1. detect (all splits in one stream): MTCNN once per image, in --workers processes; the chosen face, its eye
-   alignment and the image's state go to OUT/.cache/<split>.jsonl (see detection_cache).
+1. detect (all splits in one stream): MTCNN near the dataset's face box, then if need be in the
+   whole image (face_search), in --workers processes; the chosen face, where it was found,
+   its eye alignment and the image's state go to OUT/.cache/<split>.jsonl (see detection_cache).
    States: detected; fallback (test image, no face: the dataset's box and landmarks, §3.1);
    discarded (train/val image with no face, or an unusable file); missing (listed, not on
    disk, under --missing report).  Every listed image ends in exactly one state.
@@ -33,6 +34,7 @@ from g2s_caffe.core.crops import CROP_SCHEMES
 from g2s_caffe.core.errors import G2SError
 
 from data_prep import align as al
+from data_prep import face_search as fs
 from data_prep.detection_cache import DetectionCache
 from data_prep.identities import sync_identities
 from data_prep.images import BadImage, load_image
@@ -43,24 +45,27 @@ STATES = ("detected", "fallback", "discarded", "missing")
 KEPT = ("detected", "fallback")
 CACHE = ".cache"
 AUTO_MIN_FACE = 0.4
-REPORT_FIELDS = ("name", "state", "index", "reason", "conversion", "faces", "score", "angle", "listed_at")
+REPORT_FIELDS = ("name", "state", "path", "index", "reason", "conversion", "faces", "score", "angle", "listed_at")
+# What decides the detections besides the options (in the parameters, so that a rerun with
+# another search never mixes its detections with the cached ones).
+FACE_SEARCH = {"order": [fs.BOX, fs.IMAGE], "box_margin": fs.SEARCH_MARGIN}
 
 # ------------------------------------------------------------------ worker side
 _DETECTOR = None
 
 
-def _detector():
+def _detector(gpu: int | None):
     global _DETECTOR
     if _DETECTOR is None:
         from data_prep.mtcnn import MTCNN
-        _DETECTOR = MTCNN()
+        _DETECTOR = MTCNN(gpu=gpu)
     return _DETECTOR
 
 
 def detect_task(task: tuple) -> dict:
-    """Detect, choose and align the face of one image: its cache entry."""
-    name, path, split, ref_box, ref_lm, centre_fraction, min_face = task
-    entry = {"name": name, "faces": 0, "score": None, "face": None, "alignment": None, "conversion": ""}
+    """Find, choose and align the face of one image: its cache entry."""
+    name, path, split, ref_box, ref_lm, centre_fraction, min_face, gpu = task
+    entry = {"name": name, "faces": 0, "score": None, "face": None, "alignment": None, "conversion": "", "path": ""}
     try:
         img, entry["conversion"] = load_image(Path(path))
     except BadImage as e:
@@ -68,29 +73,26 @@ def detect_task(task: tuple) -> dict:
     h, w = img.shape[:2]
     if ref_box is None and centre_fraction:
         ref_box = al.centre_box(w, h, centre_fraction)
-    det = _detector()   # outside the try: a detector that cannot start stops the run
+    det = _detector(gpu)   # outside the try: a detector that cannot start stops the run
     det.min_face = face_size_floor(min_face, ref_box)
     try:
-        faces = det.detect(img, name=str(path))
+        found = fs.find_face(det, img, ref_box, ref_lm, str(path))
     except Exception as e:  # one odd image must not end the run: it counts as "no face"
-        faces, failure = [], f"detector failed ({type(e).__name__}: {e})"
-    else:
-        failure = ""
-    entry["faces"] = len(faces)
-    face, why = al.choose_face(faces, ref_box, ref_lm)
-    why = failure or why
+        found = fs.Found(None, f"detector failed ({type(e).__name__}: {e})", 0, "")
+    entry["faces"], face, why = found.faces, found.face, found.why
     if face is not None:
         lm = [[float(x), float(y)] for x, y in face.landmarks]
         entry["face"] = {"box": [float(v) for v in face.box], "landmarks": lm}
         entry["score"] = float(face.score)
         entry["alignment"] = al.align(face.box, lm).to_json()
-        return {**entry, "state": "detected", "reason": f"chosen by {why}"}
+        return {**entry, "state": "detected", "path": found.path, "reason": f"chosen by {why}"}
     if split != "test":
         return {**entry, "state": "discarded", "reason": f"{why} ({split} image: discarded, paper §3.1)"}
     if ref_box is None:
         return {**entry, "state": "discarded", "reason": f"{why}, and the dataset gives no face box to fall back on"}
     entry["alignment"] = al.align(al.xywh_to_xyxy(ref_box), ref_lm).to_json()
-    return {**entry, "state": "fallback", "reason": f"{why}; test image: the dataset's box and landmarks"}
+    return {**entry, "state": "fallback", "path": fs.DATASET,
+            "reason": f"{why}; test image: the dataset's box and landmarks"}
 
 
 def face_size_floor(min_face: str, ref_box) -> float:
@@ -182,7 +184,8 @@ def _diff(old: dict | None, new: dict) -> str:
 
 
 def detect_splits(records: dict[str, list[ImageRecord]], caches: dict[str, DetectionCache], workers: Workers,
-                  centre_fraction: float | None, flush_every: int, min_face: str = "auto") -> None:
+                  centre_fraction: float | None, flush_every: int, min_face: str = "auto",
+                  gpu: int | None = None) -> None:
     """Phase 1 for every split in one stream of work, so the workers never wait between splits."""
     todo = []
     for split, recs in records.items():
@@ -192,13 +195,13 @@ def detect_splits(records: dict[str, list[ImageRecord]], caches: dict[str, Detec
                 continue
             if not r.on_disk:
                 cache.add({"name": r.name, "state": "missing", "reason": f"listed at {r.where}, not on disk: {r.path}",
-                           "faces": 0, "score": None, "face": None, "alignment": None, "conversion": ""})
+                           "faces": 0, "score": None, "face": None, "alignment": None, "conversion": "", "path": ""})
             else:
                 todo.append(r)
         cache.flush()
     if not todo:
         return
-    tasks = [(r.name, str(r.path), r.split, r.box, r.landmarks, centre_fraction, min_face) for r in todo]
+    tasks = [(r.name, str(r.path), r.split, r.box, r.landmarks, centre_fraction, min_face, gpu) for r in todo]
     with _progress(len(todo), "detect+align") as bar:
         for i, (r, entry) in enumerate(zip(todo, workers.imap(detect_task, tasks)), 1):
             caches[r.split].add(entry)
@@ -248,13 +251,17 @@ def write_split(out: Path, split: str, kept: list[ImageRecord], cache: Detection
 
 
 def write_report(out: Path, split: str, records: list[ImageRecord], cache: DetectionCache,
-                 index_of: dict[str, int]) -> dict[str, int]:
+                 index_of: dict[str, int]) -> tuple[dict[str, int], dict[str, int]]:
+    """Write <split>/report.csv; return the counts of the states and of the paths."""
     counts = dict.fromkeys(STATES, 0)
+    paths = dict.fromkeys((fs.BOX, fs.IMAGE, fs.DATASET), 0)
     rows = []
     for r in records:
         e = cache[r.name]
         counts[e["state"]] += 1
-        rows.append({"name": r.name, "state": e["state"], "index": index_of.get(r.name, ""),
+        if e["path"]:
+            paths[e["path"]] += 1
+        rows.append({"name": r.name, "state": e["state"], "path": e["path"], "index": index_of.get(r.name, ""),
                      "reason": e["reason"], "conversion": e.get("conversion", ""), "faces": e["faces"],
                      "score": "" if e["score"] is None else f"{e['score']:.4f}",
                      "angle": "" if e["alignment"] is None else f"{e['alignment']['angle']:.2f}",
@@ -266,7 +273,7 @@ def write_report(out: Path, split: str, records: list[ImageRecord], cache: Detec
     path = layout.report_path(out, split)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, buf.getvalue().encode(), fsync=True)
-    return counts
+    return counts, paths
 
 
 def tool_versions() -> dict:
@@ -288,9 +295,11 @@ def tool_versions() -> dict:
 def prepare(index: DatasetIndex, out: Path, *, schemes: list[str], splits: list[str] | None = None,
             image_size: int = 240, jpeg_quality: int = 95, workers: int = 1, limit: int | None = None,
             commit_every: int = COMMIT_EVERY, map_size: int = INITIAL_MAP_SIZE, extra_params: dict | None = None,
-            contact_samples: int = 4, min_face: str = "auto", attribute_list: dict | None = None) -> dict:
+            contact_samples: int = 4, min_face: str = "auto", attribute_list: dict | None = None,
+            gpu: int | None = None) -> dict:
     """Run the whole pipeline into ``out``; returns the manifest.  ``attribute_list``
-    (attribute_record) goes into the manifest, so `g2s train` finds the list's crops."""
+    (attribute_record) goes into the manifest, so `g2s train` finds the list's crops.
+    ``gpu``: the GPU the workers' detectors run on (None: CPU)."""
     from data_prep.contact_sheet import write_contact_sheet
 
     out = Path(out)
@@ -308,7 +317,7 @@ def prepare(index: DatasetIndex, out: Path, *, schemes: list[str], splits: list[
               "attributes": list(index.attributes),
               "face_choice": {"max_landmark_error": al.MAX_LANDMARK_ERROR, "min_iou": al.MIN_IOU,
                               "lfw_centre_box_fraction": index.centre_box_fraction},
-              "padding": "constant black", "min_face": min_face, **(extra_params or {})}
+              "padding": "constant black", "min_face": min_face, "face_search": FACE_SEARCH, **(extra_params or {})}
     out.mkdir(parents=True, exist_ok=True)
     if _check_params(out, params) == "done":
         manifest = json.loads((out / layout.MANIFEST).read_text())
@@ -318,6 +327,9 @@ def prepare(index: DatasetIndex, out: Path, *, schemes: list[str], splits: list[
             print(f"{out}: already prepared with these options; nothing to do")
         return manifest
 
+    if gpu is not None:
+        from g2s_caffe.core.device import select_device
+        select_device(gpu)   # a CPU-only build refuses here, before any worker starts
     pool = Workers(workers)
     manifest = {"format": layout.FORMAT, "dataset": index.dataset, "attributes": list(index.attributes),
                 "image_size": image_size, "encoding": "jpeg", "jpeg_quality": jpeg_quality,
@@ -330,7 +342,7 @@ def prepare(index: DatasetIndex, out: Path, *, schemes: list[str], splits: list[
     caches = {sp: DetectionCache(out / CACHE / f"{sp}.jsonl").load() for sp in splits}
     try:
         try:
-            detect_splits(records, caches, pool, index.centre_box_fraction, max(1, commit_every), min_face)
+            detect_splits(records, caches, pool, index.centre_box_fraction, max(1, commit_every), min_face, gpu)
         finally:
             for c in caches.values():
                 c.close()
@@ -340,7 +352,7 @@ def prepare(index: DatasetIndex, out: Path, *, schemes: list[str], splits: list[
             index_of = {r.name: i for i, r in enumerate(kept)}
             dbs = write_split(out, split, kept, cache, list(schemes), image_size, jpeg_quality, pool,
                               max(1, commit_every), map_size)
-            counts = write_report(out, split, records[split], cache, index_of)
+            counts, paths = write_report(out, split, records[split], cache, index_of)
             keys = [layout.key_for(i, r.name) for i, r in enumerate(kept)]
             lmdbs = {}
             for what, db in dbs.items():
@@ -353,9 +365,11 @@ def prepare(index: DatasetIndex, out: Path, *, schemes: list[str], splits: list[
             manifest["splits"][split] = {
                 "count": len(kept), "listed": len(records[split]),
                 "keys_sha256": hashlib.sha256("\n".join(keys).encode()).hexdigest(),
-                "lmdbs": lmdbs, "states": counts, "report": str(layout.report_path(out, split).relative_to(out))}
+                "lmdbs": lmdbs, "states": counts, "paths": paths,
+                "report": str(layout.report_path(out, split).relative_to(out))}
             print(f"{split}: {len(records[split])} listed -> " + ", ".join(f"{counts[s]} {s}" for s in STATES)
-                  + f"; {len(kept)} written", file=sys.stderr)
+                  + f"; {len(kept)} written; face found near the dataset's box {paths[fs.BOX]}, in the whole "
+                  f"image {paths[fs.IMAGE]}, the dataset's own {paths[fs.DATASET]}", file=sys.stderr)
             for r in kept:
                 if len(samples) < contact_samples and cache[r.name]["state"] == "detected":
                     samples.append((r, cache[r.name]))
@@ -403,6 +417,8 @@ def add_arguments(p) -> None:
                    help=f"MTCNN's smallest face: 'auto' = {AUTO_MIN_FACE} x the dataset face box's shorter side "
                         "(never below 20; 2.5x faster, eye landmarks as accurate: bench/bench_prep.py), or a "
                         "number of pixels (20 = MTCNN's reference setting)")
+    p.add_argument("--gpu", type=int, default=None,
+                   help="GPU id for the workers' MTCNN (a CUDA build of Caffe, e.g. the docker image); none = CPU")
     p.add_argument("--commit-every", type=int, default=COMMIT_EVERY, help="images per LMDB transaction / cache flush")
     p.add_argument("--map-size", type=int, default=INITIAL_MAP_SIZE, help="initial LMDB map size in bytes (grows)")
 
@@ -511,5 +527,6 @@ def run(args) -> int:
             schemes=_csv(args.schemes) or list(CROP_SCHEMES), splits=_csv(args.splits),
             image_size=args.image_size, jpeg_quality=args.jpeg_quality, workers=args.workers,
             limit=args.limit, commit_every=args.commit_every, map_size=args.map_size,
-            extra_params={"aligned": bool(args.aligned), "missing": args.missing}, min_face=args.min_face)
+            extra_params={"aligned": bool(args.aligned), "missing": args.missing}, min_face=args.min_face,
+            gpu=args.gpu)
     return 0

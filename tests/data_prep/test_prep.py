@@ -46,7 +46,7 @@ def _frame(img, angle, scale, centre_at, canvas=(500, 400)):
 
 
 def make_photo_celeba(root: Path) -> dict:
-    """A raw-layout CelebA of 16 listed images: what each should become is in the result."""
+    """A raw-layout CelebA of 17 listed images: what each should become is in the result."""
     astro = skdata.astronaut()[:, :, ::-1].copy()
     no_face = cv2.resize(skdata.coffee()[:, :, ::-1], (500, 400))
     imgs = root / "img_celeba"
@@ -86,6 +86,9 @@ def make_photo_celeba(root: Path) -> dict:
         box, lm, "detected")
     img, box, lm = _frame(astro, 30, 1.0, (250, 190))
     add("000016.jpg", "train", img, box, lm, "detected")
+    # A misplaced dataset box (right landmarks): nothing near the box, the face in the whole image.
+    img, _, lm = _frame(astro, -10, 0.8, (390, 250))
+    add("000017.jpg", "train", img, (10, 10, 90, 110), lm, "detected")
 
     names = default_attributes("celeba").names
     rng = np.random.default_rng(7)
@@ -146,6 +149,16 @@ def test_every_image_ends_in_exactly_one_state(prepared):
     assert "empty file" in seen["000012.jpg"]["reason"]
     assert "not on disk" in seen["000014.jpg"]["reason"]
     assert "discarded" in seen["000010.jpg"]["reason"] and seen["000011.jpg"]["index"] != ""
+    # Where each kept face came from: near the dataset's box, the whole image, the dataset itself.
+    assert {n: seen[n]["path"] for n in ("000001.jpg", "000017.jpg", "000011.jpg", "000010.jpg", "000014.jpg")} == \
+        {"000001.jpg": "box", "000017.jpg": "image", "000011.jpg": "dataset", "000010.jpg": "", "000014.jpg": ""}
+    assert "near the dataset's box: no face detected; in the whole image: no face detected" \
+        in seen["000010.jpg"]["reason"]
+    for split in ("train", "val", "test"):
+        s = ds.manifest["splits"][split]
+        rows = [seen[row[0]] for row in truth["rows"] if row[1] == split]
+        assert s["paths"] == {p: sum(r["path"] == p for r in rows) for p in ("box", "image", "dataset")}
+        assert sum(s["paths"].values()) == s["count"]
 
 
 @pytest.mark.caffe
@@ -211,13 +224,19 @@ def test_several_faces_keep_the_dataset_face_and_no_face_test_images_fall_back(p
     out, truth = prepared
     rows = {r[0]: r for r in truth["rows"]}
     e = DetectionCache(out / ".cache" / "train.jsonl").load()["000009.jpg"]
-    assert e["faces"] >= 2
+    # Near the dataset's box only the labelled face is seen; the whole image holds both.
+    assert e["path"] == "box" and e["faces"] == 1
     assert np.abs(np.asarray(e["face"]["landmarks"]) - rows["000009.jpg"][3]).max() < 8
+    from data_prep.mtcnn import MTCNN
+    from data_prep.prep import face_size_floor
+    root, _ = photo_celeba
+    whole = MTCNN(min_face=face_size_floor("auto", rows["000009.jpg"][2])).detect(
+        cv2.imread(str(root / "img_celeba" / "000009.jpg")))
+    assert len(whole) >= 2
     fb = DetectionCache(out / ".cache" / "test.jsonl").load()["000011.jpg"]
     assert fb["state"] == "fallback" and fb["face"] is None
     box, lm = np.round(rows["000011.jpg"][2]), np.round(rows["000011.jpg"][3])
     a = al.align(al.xywh_to_xyxy(box), lm)
-    root, _ = photo_celeba
     expect = al.crops(cv2.imread(str(root / "img_celeba" / "000011.jpg")), a, ["c"], SIZE)["c"]
     stored = cv2.imdecode(cv2.imencode(".jpg", expect, [cv2.IMWRITE_JPEG_QUALITY, 95])[1], cv2.IMREAD_COLOR)
     assert np.array_equal(_crop(out, "test", "c", "000011.jpg"), stored.astype(int))
@@ -363,6 +382,33 @@ def test_lfwa_end_to_end_uses_the_centre_box_for_choice_and_fallback(tmp_path, c
     capsys.readouterr()
     assert cli.main(["prep", "lfwa", "--root", str(root), "--out", str(tmp_path / "o2"), "--splits", "test,val"]) == 2
     assert "split 'val' has no images in lfwa (its splits: train, test); fix --splits" in capsys.readouterr().err
+
+
+def test_search_region_grows_the_box_within_the_image():
+    from data_prep.face_search import SEARCH_MARGIN, search_region
+
+    assert SEARCH_MARGIN == 0.5
+    assert search_region((100, 80, 60, 40), 500, 400) == (70, 50, 190, 150)      # +30 px (half of 60) each side
+    assert search_region((10.5, 5, 100, 120), 150, 130) == (0, 0, 150, 130)       # clipped to the image
+
+
+@pytest.mark.caffe
+def test_gpu_reaches_the_workers_detector_and_a_cpu_only_build_refuses_it(photo_celeba, tmp_path, capsys,
+                                                                          monkeypatch):
+    from data_prep import prep
+    from g2s_caffe.core.device import caffe_build_info
+    from g2s_caffe.core.errors import G2SError
+
+    if caffe_build_info().get("cmake_flags", {}).get("CPU_ONLY") != "ON":
+        pytest.skip("this Caffe has CUDA")
+    root, truth = photo_celeba
+    assert cli.main(_prep_args(root, tmp_path / "out", "--gpu", "0")) == 2      # refused before any worker starts
+    assert "--gpu 0: this Caffe is a CPU-only build" in capsys.readouterr().err
+    assert not (tmp_path / "out" / ".cache" / "train.jsonl").exists()
+    name, split, box, lm, _ = truth["rows"][0]
+    monkeypatch.setattr(prep, "_DETECTOR", None)
+    with pytest.raises(G2SError, match="--gpu 0: this Caffe is a CPU-only build"):   # what a worker does
+        prep.detect_task((name, str(root / "img_celeba" / name), split, box, lm, None, "auto", 0))
 
 
 def test_min_face_auto_follows_the_dataset_face():

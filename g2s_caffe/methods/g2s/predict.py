@@ -118,7 +118,7 @@ def predict_run(args, r) -> int:
         print(f"note: the run's prepared data is not here ({e}); crops at --image-size {size}, "
               f"JPEG quality {quality}, only the schemes the nets use")
     predictor = Predictor(nets_of_run(r), size, schemes, quality)
-    detector = MTCNN()
+    detector = MTCNN(gpu=args.gpu)   # on the attribute nets' device (Caffe's mode is per thread)
     for path in tqdm(args.images, desc="predict", unit="img", disable=len(args.images) < 2):
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if img is None:
