@@ -93,6 +93,16 @@ def fits(src: np.ndarray, dst_shape: tuple[int, ...]) -> bool:
 def shape_net(prototxt: Path, seed: int):
     """caffe.Net of the layers of ``prototxt`` that hang off the image input (no LMDB needed)."""
     import caffe
+
+    pruned = shape_only(prototxt)
+    caffe.set_random_seed(seed)
+    return net_of(pruned)
+
+
+def shape_only(prototxt: Path):
+    """The NetParameter of the layers of ``prototxt`` that hang off the image input, its Data
+    layers as Inputs."""
+    import caffe
     from caffe.proto import caffe_pb2
     from google.protobuf import text_format
 
@@ -117,9 +127,16 @@ def shape_net(prototxt: Path, seed: int):
             available.update(layer.top)
     if INPUT_BLOB not in available:
         raise G2SError(f"{prototxt}: no {INPUT_BLOB!r} input (a Data or Input layer with top {INPUT_BLOB!r})")
-    caffe.set_random_seed(seed)
+    return pruned
+
+
+def net_of(message):
+    """caffe.Net (TEST phase) of a NetParameter."""
+    import caffe
+    from google.protobuf import text_format
+
     with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
-        f.write(text_format.MessageToString(pruned))
+        f.write(text_format.MessageToString(message))
     try:
         return caffe.Net(f.name, caffe.TEST)
     finally:
