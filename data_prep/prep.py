@@ -57,6 +57,7 @@ def crop_bytes(size: int) -> int:
     """About what one crop of ``size`` px takes in its LMDB."""
     return math.ceil(CROP_BYTES_240 * (size / 240) ** 2 / LMDB_PAGE) * LMDB_PAGE
 
+
 # ------------------------------------------------------------------ worker side
 _DETECTOR = None
 

@@ -2,9 +2,9 @@
 
 Each subcommand lives in its own module, which provides ``add_arguments(parser)`` and
 ``run(args) -> int | None`` (and may provide ``description()`` for its --help, and
-``outputs(args) -> list[Path]``: the folders it writes, checked before it starts; a full
-disk, a read-only folder and Ctrl-C under any command end in one line: core/faults.py).  Modules import
-Caffe lazily (inside ``run``), so ``g2s --help`` is fast.  The generic commands are listed here;
+``outputs(args) -> list[Path]``: the folders it writes, checked before it starts; a full disk,
+a folder it may not write and Ctrl-C end in one line under any command: core/faults.py).
+Modules import Caffe lazily (inside ``run``), so ``g2s --help`` is fast.  The generic commands are listed here;
 each method adds its own (core/registry.py), and `g2s --help` shows them all in a reviewer's
 order.
 """

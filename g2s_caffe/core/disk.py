@@ -20,11 +20,13 @@ RERUN = "free space and rerun: finished work is kept"      # what every full-dis
 
 def human(n: float) -> str:
     """Bytes for people: 0 B, 13.6 KiB, 2.5 GiB."""
-    for unit in UNITS:
-        if abs(n) < 1024 or unit == UNITS[-1]:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    for unit in UNITS[:-1]:
+        if abs(n) < 1024:
+            break
         n /= 1024
-    raise AssertionError("unreachable")
+    else:
+        unit = UNITS[-1]
+    return f"{n:.0f} B" if unit == "B" else f"{n:.1f} {unit}"
 
 
 def existing_ancestor(path: Path) -> Path:

@@ -85,7 +85,7 @@ def space_line(path: Path | None, roots: list[Path], code: int = errno.ENOSPC) -
         root = existing_ancestor(path.parent) if path else Path(os.path.abspath(roots[0] if roots else "."))
     where = f" (writing {os.path.relpath(path, root)})" if path and path != root else ""
     kind = "no space left" if code == errno.ENOSPC else "disk quota exceeded"
-    need = need_for(path or root) or need_for(root)
+    need = need_for(path or root)
     if need is None:
         needs = ""
     elif need.more():

@@ -171,9 +171,10 @@ def test_training_on_a_full_disk_stops_at_the_snapshot_caffe_could_not_write_and
     from g2s_caffe.core.jobs.space import model_bytes
     from g2s_caffe.core.runs import load_run, sha256_file
 
-    # 20 iterations, a snapshot every 10 and one kept: the first pair fits, the second not
-    # (the run's files ~0.25 MB, a pair ~0.47 MB).
-    with tmpfs(tmp_path / "mnt", "1000k") as mnt:
+    # 20 iterations, a snapshot every 10 and one kept: the first pair fits, of the second only
+    # the caffemodel (the run's files and log ~0.3 MB, a caffemodel ~0.24 MB): the driver must
+    # not prune the intact pair for the one Caffe is still writing.
+    with tmpfs(tmp_path / "mnt", "1100k") as mnt:
         runs = mnt / "runs"
         argv = train_argv(tiny, runs, "--keep-snapshots", "1")
         r = g2s(*argv)
@@ -310,3 +311,16 @@ def test_ctrl_c_during_training_stops_at_a_snapshot_and_a_rerun_resumes(tiny, tm
     assert g2s(*argv).returncode == 0
     job = load_run(runs / "steps_1").job("step1")
     assert job.status == "done" and job.extra["attempts"][-1]["resumed_from"] == int(stopped.group(1))
+
+
+def test_a_pair_caffe_may_still_be_writing_neither_counts_nor_pushes_out_an_intact_one(tmp_path):
+    from g2s_caffe.core.jobs.runner import SNAPSHOT_DIR, prune, snapshots
+
+    folder = tmp_path / SNAPSHOT_DIR
+    folder.mkdir()
+    for it in (10, 20):
+        for ext in ("caffemodel", "solverstate"):
+            (folder / f"job_iter_{it}.{ext}").write_bytes(b"x")
+    assert prune(tmp_path, "job", keep=1, written=19) == []      # the log has not passed 20 yet
+    assert [s.iteration for s in snapshots(tmp_path, "job")] == [20, 10]
+    assert prune(tmp_path, "job", keep=1, written=20) == [10]

@@ -41,10 +41,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from g2s_caffe.core.atomic import copy_atomic
+from g2s_caffe.core.disk import free_bytes
 from g2s_caffe.core.errors import G2SError
 from g2s_caffe.core.runs import Final, Job, Run, sha256_file
 from g2s_caffe.core.jobs.hooks import JobHooks
 from g2s_caffe.core.jobs.progress import LogTail, Speed, job_line
+from g2s_caffe.core.jobs.space import model_bytes
 from g2s_caffe.core.nets.protofiles import read_text_proto
 from g2s_caffe.core.jobs.provenance import now
 
@@ -129,11 +131,14 @@ def latest_valid(job_dir: Path, stem: str, log=print) -> tuple[Snapshot | None, 
     return None, dropped
 
 
-def prune(job_dir: Path, stem: str, keep: int) -> list[int]:
-    """Delete all but the newest ``keep`` complete pairs (a pair being written is newer
-    than every kept one, so it is never touched)."""
+def prune(job_dir: Path, stem: str, keep: int, written: int | None = None) -> list[int]:
+    """Delete all but the newest ``keep`` complete pairs.  ``written``: while Caffe runs, the
+    iteration its log has reached; a newer pair may still be being written (both files there,
+    the second one short: a kill or a full disk then leaves it torn), so it neither counts as
+    kept nor is touched."""
     gone = []
-    for s in snapshots(job_dir, stem)[keep:]:
+    done = [s for s in snapshots(job_dir, stem) if written is None or s.iteration <= written]
+    for s in done[keep:]:
         for p in (s.caffemodel, s.solverstate):
             p.unlink(missing_ok=True)
         gone.append(s.iteration)
@@ -216,6 +221,7 @@ class JobProcess:
             env.update(OPENBLAS_NUM_THREADS=str(self.threads), OMP_NUM_THREADS=str(self.threads))
         self.tail.poll()                      # earlier attempts' lines: not this process's
         self._losses_before = self.tail.record.loss_lines
+        self.tail.record.last_iter = snap.iteration if snap else 0   # where this attempt starts
         self.tail.record.first_bad_iter = None
         logf = open(self.run.path(job.log), "ab")
         self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env,
@@ -239,7 +245,7 @@ class JobProcess:
             return self.proc.wait()
         if self.proc and rc is None:
             self._sample_memory()
-            prune(self.dir, self.stem, self.keep)
+            prune(self.dir, self.stem, self.keep, written=rec.last_iter)
         return rc
 
     def _sample_memory(self) -> None:
@@ -304,9 +310,6 @@ class JobProcess:
 
     def _disk_full(self, rc: int) -> bool:
         """Did Caffe stop, or write a damaged snapshot, because the disk is full?"""
-        from g2s_caffe.core.disk import free_bytes
-        from g2s_caffe.core.jobs.space import model_bytes
-
         if rc != 0 and SNAPSHOT_WRITE_FAILED in self._log_tail():
             return True
         return free_bytes(self.dir) < 2 * model_bytes(self.run.path(self.job.train_val))

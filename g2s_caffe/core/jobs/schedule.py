@@ -268,8 +268,8 @@ class Scheduler:
                         extra = f"; a rerun resumes from its snapshot at iteration {proc.resumes_from}"
                     self.out(f"[{jid}] {status} (exit {rc}){extra}")
                     if proc.out_of_space:
-                        raise disk_full(self.run.path(proc.job.dir) / SNAPSHOT_DIR, "caffe train could not write a snapshot; "
-                                        f"log {self.run.path(proc.job.log)}")
+                        raise disk_full(self.run.path(proc.job.dir) / SNAPSHOT_DIR,
+                                        f"caffe train could not write a snapshot; log {self.run.path(proc.job.log)}")
                 bar.n = done_iters + sum(min(p.tail.record.last_iter, totals[j])
                                          for j, (p, _) in self.running.items())
                 bar.refresh()

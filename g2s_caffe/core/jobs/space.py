@@ -4,7 +4,7 @@ A job keeps its last K snapshot pairs (of the max_iter / snapshot it writes), an
 more before the oldest is pruned; a pair is the .caffemodel and the .solverstate (SGD's
 momentum: one history blob per weight blob), each about the net's parameters x 4 bytes.  Then final.caffemodel, and an init.caffemodel in
 the job's folder when its method derives one (weight surgery).  The parameters are counted by
-Caffe on the job's net (shapes only, fillers left out: no random numbers drawn), once per
+Caffe on the job's TRAIN net (shapes only, fillers left out: no random numbers drawn), once per
 architecture: Step 2's forty nets are one count.
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ def model_bytes(train_val: Path) -> int:
 
     from g2s_caffe.core.nets.weights import shape_only
 
-    net = shape_only(train_val)
+    net = shape_only(train_val, phase="TRAIN")
     net.ClearField("name")
     for layer in net.layer:
         for param in (layer.convolution_param, layer.inner_product_param):

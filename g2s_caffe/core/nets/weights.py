@@ -95,13 +95,16 @@ def shape_net(prototxt: Path, seed: int):
     import caffe
 
     pruned = shape_only(prototxt)
+    if INPUT_BLOB not in {top for layer in pruned.layer for top in layer.top}:
+        raise G2SError(f"{prototxt}: no {INPUT_BLOB!r} input (a Data or Input layer with top {INPUT_BLOB!r})")
     caffe.set_random_seed(seed)
     return net_of(pruned)
 
 
-def shape_only(prototxt: Path):
-    """The NetParameter of the layers of ``prototxt`` that hang off the image input, its Data
-    layers as Inputs."""
+def shape_only(prototxt: Path, phase: str = "TEST"):
+    """The NetParameter of the layers of ``prototxt``'s ``phase`` that hang off its image
+    inputs (``data``, an Input, or a Data layer with a transform: turned into an Input); the
+    labels and the layers that need them (losses, accuracies) are left out."""
     import caffe
     from caffe.proto import caffe_pb2
     from google.protobuf import text_format
@@ -116,17 +119,20 @@ def shape_only(prototxt: Path):
         text_format.Merge(prototxt.read_text(), net)
     except text_format.ParseError as e:
         raise G2SError(f"{prototxt}: not a net prototxt ({e})") from e
-    full = with_inputs(net, batch=1, label_count=1, phase=caffe.TEST)
+    images = {INPUT_BLOB} | {layer.top[0] for layer in net.layer
+                             if layer.type == "Data" and layer.HasField("transform_param")}
+    full = with_inputs(net, batch=1, label_count=1, phase=getattr(caffe, phase))
     pruned = type(full)(name=full.name)
     available: set[str] = set()
     for layer in full.layer:
-        if layer.type == "Input" and INPUT_BLOB not in layer.top:
+        if layer.type == "Input" and not images & set(layer.top):
             continue   # the labels: losses and accuracies are not needed for shapes
         if all(b in available for b in layer.bottom):
             pruned.layer.add().CopyFrom(layer)
             available.update(layer.top)
-    if INPUT_BLOB not in available:
-        raise G2SError(f"{prototxt}: no {INPUT_BLOB!r} input (a Data or Input layer with top {INPUT_BLOB!r})")
+    if not available:
+        raise G2SError(f"{prototxt}: no image input in phase {phase} (a Data layer with a transform, or an Input "
+                       f"with top {INPUT_BLOB!r})")
     return pruned
 
 
