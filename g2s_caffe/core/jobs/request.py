@@ -7,7 +7,23 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dataclasses import dataclass
+from typing import Any
+
 from g2s_caffe.core.errors import G2SError
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """What every training command resolves before it writes anything; a method's own
+    request adds its fields."""
+    dataset: str
+    data: Any                      # core.layout.PreparedDataset
+    attrs: Any                     # core.attributes.AttributeList
+    runs: Path                     # where the run directories go (--runs)
+    cfg: Any                       # the method's config dataclass
+    gpus: tuple[int, ...]          # () = CPU
+    nets: Path | None              # a `g2s gen` tree (--nets); None = generate the nets into the run
 
 
 def resolve_attributes(arg: str | None, dataset: str, prepared: list[str], recorded: dict | None = None):

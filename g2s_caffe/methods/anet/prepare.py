@@ -28,6 +28,7 @@ from g2s_caffe.core.config import to_dict
 from g2s_caffe.core.errors import G2SError
 from g2s_caffe.core.jobs import runcopy
 from g2s_caffe.core.jobs.prepare import create_or_load as create_or_load_run, new_run, write_job as write_job_files
+from g2s_caffe.core.jobs.request import TrainingRequest
 from g2s_caffe.core.jobs.runcopy import run_nets
 from g2s_caffe.core.layout import PreparedDataset
 from g2s_caffe.core.nets.protofiles import read_text_proto
@@ -47,15 +48,11 @@ PLACEHOLDER_ROOT = "ANET_DATA"     # Data sources of the generated files, re-roo
 
 
 @dataclass(frozen=True)
-class Request:
+class Request(TrainingRequest):
     """Everything one `g2s anet` invocation asks for, resolved."""
-    dataset: str
     data: PreparedDataset
     attrs: AttributeList
-    runs: Path
     cfg: ANetConfig
-    gpus: tuple[int, ...]
-    nets: Path | None
     train_split: str
     monitor_split: str
     svm_split: str

@@ -24,6 +24,7 @@ from g2s_caffe.core.config import to_dict
 from g2s_caffe.core.errors import G2SError
 from g2s_caffe.core.jobs import runcopy
 from g2s_caffe.core.jobs.prepare import create_or_load as create_or_load_run, new_run, write_job as write_job_files
+from g2s_caffe.core.jobs.request import TrainingRequest
 from g2s_caffe.core.jobs.runcopy import run_nets
 from g2s_caffe.core.layout import PreparedDataset
 from g2s_caffe.core.nets.protofiles import read_text_proto
@@ -41,15 +42,11 @@ IMAGES = {"lnet_o": lnet_nets.WHOLE, "lnet_s": lnet_nets.HEAD_SHOULDER}
 
 
 @dataclass(frozen=True)
-class Request:
+class Request(TrainingRequest):
     """Everything one `g2s lnets` invocation asks for, resolved."""
-    dataset: str
     data: PreparedDataset
     attrs: AttributeList
-    runs: Path
     cfg: LNetsConfig
-    gpus: tuple[int, ...]
-    nets: Path | None
     alexnet: Path | None         # None: random init
     images: Path | None          # --images: where the raw images are (None: the manifest's)
     train_split: str

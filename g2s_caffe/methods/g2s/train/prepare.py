@@ -15,6 +15,7 @@ from g2s_caffe.core.attributes import AttributeList
 from g2s_caffe.core.config import merge, to_dict
 from g2s_caffe.core.errors import G2SError
 from g2s_caffe.core.jobs.prepare import create_or_load as create_or_load_run, new_run, write_job
+from g2s_caffe.core.jobs.request import TrainingRequest
 from g2s_caffe.core.jobs.runner import SNAPSHOT_DIR
 from g2s_caffe.core.layout import PreparedDataset
 from g2s_caffe.core.nets.protofiles import read_text_proto
@@ -35,17 +36,13 @@ RANDOM_WARNING = ("Model A replaced by RANDOM INIT (--weights-a none): not the p
 
 
 @dataclass(frozen=True)
-class Request:
+class Request(TrainingRequest):
     """Everything one `g2s train` invocation asks for, resolved and checked for types."""
-    dataset: str
     data: PreparedDataset
     attrs: AttributeList
+    cfg: TrainConfig
     steps: tuple[int, ...]
     weights_a: Path | None         # None = random init
-    nets: Path | None              # a generated tree (OUT or OUT/<dataset>); None = generate
-    gpus: tuple[int, ...]          # () = CPU
-    cfg: TrainConfig
-    runs: Path
 
 
 def default_weights_a() -> Path:
