@@ -26,19 +26,13 @@ import pytest
 from g2s_caffe.core import layout
 from g2s_caffe.core.disk import RERUN
 
-from support import ROOT, make_tiny_prepared
+from support import ROOT, TINY_TRAIN_CONFIG, make_tiny_prepared
 
 pytestmark = pytest.mark.caffe
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs or a bind mount needs root")
 OWNER, OTHER = 4242, 4243           # the folder's owner and the user the command runs as
 NAMES = ["Smiling", "Eyeglasses"]
-CFG = """net: {variant: small, crop_size: 28, fc_dim: 16}
-solver: {batch_size: 8, test_batch_size: 8, max_iter_step1: 20, max_iter_step23: 10,
-         test_interval: 10, test_iter: 2, snapshot: 10, display: 5}
-poll_seconds: 0.1
-progress_seconds: 1
-"""
 
 
 # ------------------------------------------------------------------ helpers
@@ -127,7 +121,7 @@ def tiny(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny")
     make_tiny_prepared(root / "data", NAMES, counts={"train": 48, "val": 16}, size=32, schemes=("a", "g"))
     (root / "attrs.yaml").write_text("attributes:\n  - {name: Smiling, crop: a}\n  - {name: Eyeglasses, crop: g}\n")
-    (root / "cfg.yaml").write_text(CFG)
+    (root / "cfg.yaml").write_text(TINY_TRAIN_CONFIG)
     return root
 
 
