@@ -2,10 +2,11 @@
 
 A job keeps its last K snapshot pairs (of the max_iter / snapshot it writes), and writes one
 more before the oldest is pruned; a pair is the .caffemodel and the .solverstate (SGD's
-momentum: one history blob per weight blob), each about the net's parameters x 4 bytes.  Then final.caffemodel, and an init.caffemodel in
-the job's folder when its method derives one (weight surgery).  The parameters are counted by
-Caffe on the job's TRAIN net (shapes only, fillers left out: no random numbers drawn), once per
-architecture: Step 2's forty nets are one count.
+momentum: one history blob per weight blob), each about the net's parameters x 4 bytes.  Then
+final.caffemodel, and an init.caffemodel in the job's folder when its method derives one
+(weight surgery).  The parameters are counted by Caffe on the job's TRAIN net (shapes only,
+fillers left out: no random numbers drawn), once per architecture: Step 2's forty nets are one
+count.
 """
 from __future__ import annotations
 

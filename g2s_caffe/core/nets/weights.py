@@ -128,7 +128,9 @@ def shape_only(prototxt: Path, phase: str = "TEST"):
         if layer.type == "Input" and not images & set(layer.top):
             continue   # the labels: losses and accuracies are not needed for shapes
         if all(b in available for b in layer.bottom):
-            pruned.layer.add().CopyFrom(layer)
+            kept = pruned.layer.add()
+            kept.CopyFrom(layer)
+            kept.ClearField("include")     # of this phase already: built as it is (net_of)
             available.update(layer.top)
     if not available:
         raise G2SError(f"{prototxt}: no image input in phase {phase} (a Data layer with a transform, or an Input "
@@ -137,7 +139,7 @@ def shape_only(prototxt: Path, phase: str = "TEST"):
 
 
 def net_of(message):
-    """caffe.Net (TEST phase) of a NetParameter."""
+    """caffe.Net of a NetParameter (built in the TEST phase: no layer of it may be TRAIN-only)."""
     import caffe
     from google.protobuf import text_format
 

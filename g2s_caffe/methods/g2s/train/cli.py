@@ -103,11 +103,11 @@ def run(args) -> int:
     from g2s_caffe.core.runs import MANIFEST, load_run
     from g2s_caffe.methods.g2s.train import plan, prepare
     from g2s_caffe.core.jobs.schedule import Scheduler
+    from g2s_caffe.core.jobs.space import expect_training
     from g2s_caffe.methods.g2s.train.config import default_effective_batch
     from g2s_caffe.methods.g2s.train.job_hooks import G2SMethod
     from g2s_caffe.methods.g2s.train.share import plan_fingerprints, to_train
     from g2s_caffe.methods.g2s.train.validate import validate_run
-    from g2s_caffe.core.jobs.space import expect_training
 
     cfg = load_config(args)
     data = open_prepared(Path(args.data))
