@@ -2,14 +2,16 @@
 
 One file per split (``OUT/.cache/<split>.jsonl``), one object per image: its final state
 (detected / fallback / discarded / missing), the reason, the chosen face and its Alignment.
-A kill -9 can leave at most a torn last line: ``load`` drops it (truncating the file back to
-the last complete line) and that image is simply detected again.
+A kill -9 (or a full disk) can leave at most a torn last line: ``load`` drops it (truncating
+the file back to the last complete line) and that image is simply detected again.
 """
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
+
+from g2s_caffe.core.faults import writing
 
 
 class DetectionCache:
@@ -47,16 +49,34 @@ class DetectionCache:
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.path, "a", encoding="utf-8")
-        self._fh.write(json.dumps(entry, sort_keys=True) + "\n")
+        with writing(self.path):
+            self._fh.write(json.dumps(entry, sort_keys=True) + "\n")
         self.entries[entry["name"]] = entry
 
     def flush(self) -> None:
         if self._fh is not None:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
+            with writing(self.path):
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
 
     def close(self) -> None:
+        """Flush and close; the file is closed even when the flush fails (a full disk)."""
         if self._fh is not None:
-            self.flush()
-            self._fh.close()
-            self._fh = None
+            try:
+                self.flush()
+            finally:
+                fh, self._fh = self._fh, None
+                with writing(self.path):
+                    fh.close()
+
+
+def close_all(caches) -> None:
+    """Close every cache, then raise the first failure (if any)."""
+    failure = None
+    for cache in caches:
+        try:
+            cache.close()
+        except OSError as e:
+            failure = failure or e
+    if failure:
+        raise failure

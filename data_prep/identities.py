@@ -57,11 +57,14 @@ def _write_split(out: Path, split: str, numbers: dict[str, int], map_size: int) 
     discard(new)                                      # left by a kill -9 during an earlier build
     shutil.rmtree(new, ignore_errors=True)
     db = ResumableLmdb(new, map_size)
-    db.open()
     try:
+        db.open()
         for start in range(0, len(items), 4096):
             db.write(items[start:start + 4096])
         db.publish()
+    except BaseException:
+        discard(new)                                  # its space back at once (a full disk)
+        raise
     finally:
         db.close()
     if final.exists():

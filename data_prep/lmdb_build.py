@@ -4,7 +4,9 @@ Records go into ``DIR.partial/`` in ascending key order, committed in batches (a
 commit is atomic, so after a kill -9 the partial database holds a whole prefix of the
 records).  ``next_index`` says where to resume; ``publish`` syncs, closes and renames the
 directory to ``DIR`` (rename is atomic on one file system), so ``DIR`` exists only complete.
-The map grows by doubling whenever a batch hits MDB_MAP_FULL.
+The map grows by doubling whenever a batch hits MDB_MAP_FULL.  A batch that fails because the
+disk is full is an OSError(ENOSPC) naming the database (core/faults.py); what was committed
+before stays, and a rerun continues from it.
 
 ``LockstepWriter`` fills several such databases of one split row by row (the labels and each
 crop scheme, say), committing them together every COMMIT_EVERY rows.
@@ -23,9 +25,15 @@ from pathlib import Path
 import lmdb
 
 from g2s_caffe.core import layout
+from g2s_caffe.core.disk import free_bytes
+from g2s_caffe.core.faults import disk_full
 
 INITIAL_MAP_SIZE = 64 << 20
 COMMIT_EVERY = 256       # rows per LMDB transaction: a kill -9 loses at most this many rows of work
+# LMDB maps its lock file into memory: opened on a full disk, the first touch of that memory
+# kills the process with SIGBUS instead of raising.  Below this much free space, no database
+# is opened (the lock file and the first pages fit many times over).
+OPEN_MIN_FREE = 1 << 20
 
 
 def partial_dir(final: Path) -> Path:
@@ -46,6 +54,8 @@ class ResumableLmdb:
 
     def open(self) -> "ResumableLmdb":
         self.partial.mkdir(parents=True, exist_ok=True)
+        if free_bytes(self.partial) < OPEN_MIN_FREE:
+            raise disk_full(self.partial, f"LMDB needs {OPEN_MIN_FREE >> 10} KiB free to open a database")
         self.env = lmdb.open(str(self.partial), map_size=self.map_size, subdir=True, meminit=False)
         # A resumed database may already be larger than the initial map.
         self.map_size = max(self.map_size, self.env.info()["map_size"])
@@ -69,6 +79,10 @@ class ResumableLmdb:
                 self.map_size *= 2
                 self.grown += 1
                 self.env.set_mapsize(self.map_size)
+            except lmdb.Error as e:     # aborted too; a full disk reaches LMDB as a short write (EIO)
+                if free_bytes(self.partial) < sum(len(k) + len(v) for k, v in items):
+                    raise disk_full(self.partial, f"LMDB: {e}") from e
+                raise
 
     def publish(self) -> None:
         self.env.sync(True)

@@ -21,21 +21,23 @@ import csv
 import io
 import hashlib
 import json
+import math
 import multiprocessing as mp
 import os
 import platform
 import sys
 from pathlib import Path
 
-from g2s_caffe.core import layout
+from g2s_caffe.core import disk, layout
 from g2s_caffe.core.atomic import write_atomic
 from g2s_caffe.core.images import encode_jpeg
 from g2s_caffe.core.crops import CROP_SCHEMES
 from g2s_caffe.core.errors import G2SError
+from g2s_caffe.core.faults import ignore_sigint
 
 from data_prep import align as al
 from data_prep import face_search as fs
-from data_prep.detection_cache import DetectionCache
+from data_prep.detection_cache import DetectionCache, close_all
 from data_prep.identities import sync_identities
 from data_prep.images import BadImage, load_image
 from data_prep.lmdb_build import COMMIT_EVERY, INITIAL_MAP_SIZE, LockstepWriter, ResumableLmdb, content_sha256
@@ -49,6 +51,17 @@ REPORT_FIELDS = ("name", "state", "path", "index", "reason", "conversion", "face
 # What decides the detections besides the options (in the parameters, so that a rerun with
 # another search never mixes its detections with the cached ones).
 FACE_SEARCH = {"order": [fs.BOX, fs.IMAGE], "box_margin": fs.SEARCH_MARGIN}
+# Disk: a 240-px crop is 13.6 KiB of JPEG at q95 (docs/benchmarks.md), other sizes in
+# proportion to their area; LMDB stores each crop in whole pages (measured with the demo's
+# photos: 15.7 KiB per crop at 240 px, 4.2 KiB at 64 px).
+CROP_BYTES_240 = 13.6 * 1024
+LMDB_PAGE = 4096
+
+
+def crop_bytes(size: int) -> int:
+    """About what one crop of ``size`` px takes in its LMDB."""
+    return math.ceil(CROP_BYTES_240 * (size / 240) ** 2 / LMDB_PAGE) * LMDB_PAGE
+
 
 # ------------------------------------------------------------------ worker side
 _DETECTOR = None
@@ -134,7 +147,7 @@ class Workers:
             saved = {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "GLOG_minloglevel")}
             os.environ.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", GLOG_minloglevel="2")
             try:   # spawn: children inherit this environment before numpy/Caffe start their threads
-                self.pool = mp.get_context("spawn").Pool(self.n)
+                self.pool = mp.get_context("spawn").Pool(self.n, initializer=ignore_sigint)
             finally:
                 for k, v in saved.items():
                     if v is None:
@@ -339,13 +352,15 @@ def prepare(index: DatasetIndex, out: Path, *, schemes: list[str], splits: list[
         manifest["attribute_list"] = attribute_list
     samples = []
     records = {sp: (index.split(sp)[:limit] if limit else index.split(sp)) for sp in splits}
+    images = sum(len(r) for r in records.values())
+    disk.expect(out, images * len(schemes) * crop_bytes(image_size),
+                f"prep ({images} images x {len(schemes)} schemes x {disk.human(crop_bytes(image_size))})")
     caches = {sp: DetectionCache(out / CACHE / f"{sp}.jsonl").load() for sp in splits}
     try:
         try:
             detect_splits(records, caches, pool, index.centre_box_fraction, max(1, commit_every), min_face, gpu)
         finally:
-            for c in caches.values():
-                c.close()
+            close_all(caches.values())
         for split in splits:
             cache = caches[split]
             kept = [r for r in records[split] if cache[r.name]["state"] in KEPT]
@@ -421,6 +436,10 @@ def add_arguments(p) -> None:
                    help="GPU id for the workers' MTCNN (a CUDA build of Caffe, e.g. the docker image); none = CPU")
     p.add_argument("--commit-every", type=int, default=COMMIT_EVERY, help="images per LMDB transaction / cache flush")
     p.add_argument("--map-size", type=int, default=INITIAL_MAP_SIZE, help="initial LMDB map size in bytes (grows)")
+
+
+def outputs(args) -> list[Path]:
+    return [args.out]
 
 
 def _csv(value: str | None) -> list[str] | None:

@@ -1,8 +1,10 @@
 """The `g2s` command: one subcommand per user task.
 
 Each subcommand lives in its own module, which provides ``add_arguments(parser)`` and
-``run(args) -> int | None`` (and may provide ``description()`` for its --help).  Modules import
-Caffe lazily (inside ``run``), so ``g2s --help`` is fast.  The generic commands are listed here;
+``run(args) -> int | None`` (and may provide ``description()`` for its --help, and
+``outputs(args) -> list[Path]``: the folders it writes, checked before it starts; a full disk,
+a folder it may not write and Ctrl-C end in one line under any command: core/faults.py).
+Modules import Caffe lazily (inside ``run``), so ``g2s --help`` is fast.  The generic commands are listed here;
 each method adds its own (core/registry.py), and `g2s --help` shows them all in a reviewer's
 order.
 """
@@ -14,7 +16,7 @@ import os
 import sys
 
 from g2s_caffe import __version__
-from g2s_caffe.core import registry
+from g2s_caffe.core import disk, faults, registry
 from g2s_caffe.core.errors import G2SError
 from g2s_caffe.core.registry import Command
 
@@ -54,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         text = mod.description() if hasattr(mod, "description") else (mod.__doc__ or c.help)
         p = sub.add_parser(c.name, help=c.help, description=text.strip(), formatter_class=_Formatter)
         mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
+        p.set_defaults(_run=mod.run, _outputs=getattr(mod, "outputs", None))
     return parser
 
 
@@ -66,14 +68,24 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    disk.forget()
+    roots: list = []
     try:
+        roots = args._outputs(args) if args._outputs else []
+        faults.check_writable(roots)        # before any work
         return int(args._run(args) or 0)
     except G2SError as e:
         print(f"g2s {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"g2s {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
+        print(f"g2s {args.command}: {faults.interrupted_line(roots)}", file=sys.stderr)
         return 130
+    except Exception as e:
+        line = faults.explain(e, roots)
+        if line is None:
+            raise
+        print(f"g2s {args.command}: error: {line}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -539,6 +539,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="processes for detection and cropping")
 
 
+def outputs(args) -> list[Path]:
+    return [args.out]
+
+
 def run(args) -> int:
     from data_prep import demo_data
 

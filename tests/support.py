@@ -35,6 +35,13 @@ def synthetic_face(labels, size: int, rng: np.random.Generator) -> np.ndarray:
 
 
 PERSON_BASE = {"train": 1000, "val": 2000, "test": 3000}
+# `g2s train --config` for make_tiny_prepared's data: the small nets, 20 + 10 iterations.
+TINY_TRAIN_CONFIG = """net: {variant: small, crop_size: 28, fc_dim: 16}
+solver: {batch_size: 8, test_batch_size: 8, max_iter_step1: 20, max_iter_step23: 10,
+         test_interval: 10, test_iter: 2, snapshot: 10, display: 5}
+poll_seconds: 0.1
+progress_seconds: 1
+"""
 
 
 def person_of(split: str, index: int, people: int) -> int:

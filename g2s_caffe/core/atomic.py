@@ -1,10 +1,13 @@
 """Files that appear complete or not at all: a temporary file in the same directory, then
-``os.replace``.  A kill -9 at any moment leaves the old file or the new one, never half of one."""
+``os.replace``.  A kill -9 at any moment leaves the old file or the new one, never half of one;
+any other failure (a full disk) removes the temporary file and names the file in the error."""
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
+
+from g2s_caffe.core.faults import writing
 
 
 def write_atomic(path: Path, data: bytes | str, fsync: bool = False, mode: int = 0o644) -> Path:
@@ -15,7 +18,7 @@ def write_atomic(path: Path, data: bytes | str, fsync: bool = False, mode: int =
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with writing(path), os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
             if fsync:
                 f.flush()
@@ -38,7 +41,8 @@ def copy_atomic(src: Path, dst: Path) -> Path:
     fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        shutil.copyfile(src, tmp)
+        with writing(dst):
+            shutil.copyfile(src, tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, dst)
     except BaseException:

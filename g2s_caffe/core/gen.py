@@ -48,6 +48,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"CPU or GPU; None = the variant's value: {modes}")
 
 
+def outputs(args) -> list[Path]:
+    return [Path(args.out)]
+
+
 def command_line(args: argparse.Namespace) -> str:
     """The canonical command line that reproduces this run (non-default options only)."""
     if args.all:

@@ -99,6 +99,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpu", type=int, default=None, help="GPU id for the attribute nets; None = CPU")
 
 
+def outputs(args) -> list[Path]:
+    return [args.out]
+
+
 def _pick_run(root: Path, name: str | None):
     from g2s_caffe.core.evaluation.evaluate import select_runs
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from g2s_caffe.core.atomic import write_atomic
 from g2s_caffe.core.errors import G2SError
 
 FORMAT = "g2s-run/2"
@@ -233,17 +234,9 @@ def load_run(root: Path) -> Run:
 
 def save_run(run: Run) -> Path:
     """Write the manifest atomically (temp file + fsync + rename): a kill -9 leaves either
-    the old or the new manifest, never half of one."""
-    run.root.mkdir(parents=True, exist_ok=True)
-    path = run.root / MANIFEST
-    tmp = path.with_name(f".{MANIFEST}.tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(run.to_json(), f, indent=2)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+    the old or the new manifest, never half of one; a full disk leaves the old one and no
+    temporary file."""
+    return write_atomic(run.root / MANIFEST, json.dumps(run.to_json(), indent=2) + "\n", fsync=True)
 
 
 def list_runs(runs_root: Path) -> list[Run]:

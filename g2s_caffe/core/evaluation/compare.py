@@ -401,6 +401,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="what to print; csv: one column per method, interval columns beside each value")
 
 
+def outputs(args) -> list[Path]:
+    return [args.out or args.results.resolve().parent / "compare"]
+
+
 def _pick_dataset(arg: str, datasets: set[str]) -> tuple[str, str | None]:
     if arg != "auto":
         if datasets and datasets != {arg}:

@@ -19,6 +19,12 @@ snapshot of the broken weights); snapshots newer than the last finite loss are s
 
 Finish: the snapshot at max_iter is copied to final.caffemodel (temp + os.replace), hashed
 and recorded with its iteration; the curves are written; the last K snapshots are kept.
+
+Full disk: Caffe cannot write a snapshot (it aborts on "Check failed: proto.SerializeToOstream",
+or, for a net smaller than its stream buffer, leaves a truncated file that the check above sets
+aside).  When that happens with less than a snapshot pair free, the torn snapshot files are
+removed, the job stays pending (a rerun resumes from its newest intact snapshot) and
+``out_of_space`` tells the scheduler to stop.
 """
 from __future__ import annotations
 
@@ -35,16 +41,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from g2s_caffe.core.atomic import copy_atomic
+from g2s_caffe.core.disk import free_bytes
 from g2s_caffe.core.errors import G2SError
 from g2s_caffe.core.runs import Final, Job, Run, sha256_file
 from g2s_caffe.core.jobs.hooks import JobHooks
 from g2s_caffe.core.jobs.progress import LogTail, Speed, job_line
+from g2s_caffe.core.jobs.space import model_bytes
 from g2s_caffe.core.nets.protofiles import read_text_proto
 from g2s_caffe.core.jobs.provenance import now
 
 SNAPSHOT_DIR = "snapshots"
 LOG = "train.log"
 FINAL = "final.caffemodel"
+SNAPSHOT_WRITE_FAILED = "Check failed: proto.SerializeToOstream"   # Caffe's io.cpp, on a failed write
+LOG_TAIL_BYTES = 1500           # of train.log, kept with a failed job's error
 
 
 def caffe_tool() -> str:
@@ -121,11 +131,14 @@ def latest_valid(job_dir: Path, stem: str, log=print) -> tuple[Snapshot | None, 
     return None, dropped
 
 
-def prune(job_dir: Path, stem: str, keep: int) -> list[int]:
-    """Delete all but the newest ``keep`` complete pairs (a pair being written is newer
-    than every kept one, so it is never touched)."""
+def prune(job_dir: Path, stem: str, keep: int, written: int | None = None) -> list[int]:
+    """Delete all but the newest ``keep`` complete pairs.  ``written``: while Caffe runs, the
+    iteration its log has reached; a newer pair may still be being written (both files there,
+    the second one short: a kill or a full disk then leaves it torn), so it neither counts as
+    kept nor is touched."""
     gone = []
-    for s in snapshots(job_dir, stem)[keep:]:
+    done = [s for s in snapshots(job_dir, stem) if written is None or s.iteration <= written]
+    for s in done[keep:]:
         for p in (s.caffemodel, s.solverstate):
             p.unlink(missing_ok=True)
         gone.append(s.iteration)
@@ -165,6 +178,8 @@ class JobProcess:
         self.max_iter = max_iter_of(run, job)
         self.lock_fd = None
         self.diverged: tuple[int, float, int | None] | None = None   # (iteration, loss, last finite)
+        self.out_of_space = False         # Caffe could not write a snapshot: the disk is full
+        self.resumes_from: int | None = None   # a pending job's newest intact snapshot
         self._losses_before = 0
 
     def try_lock(self) -> bool:
@@ -206,6 +221,7 @@ class JobProcess:
             env.update(OPENBLAS_NUM_THREADS=str(self.threads), OMP_NUM_THREADS=str(self.threads))
         self.tail.poll()                      # earlier attempts' lines: not this process's
         self._losses_before = self.tail.record.loss_lines
+        self.tail.record.last_iter = snap.iteration if snap else 0   # where this attempt starts
         self.tail.record.first_bad_iter = None
         logf = open(self.run.path(job.log), "ab")
         self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env,
@@ -229,7 +245,7 @@ class JobProcess:
             return self.proc.wait()
         if self.proc and rc is None:
             self._sample_memory()
-            prune(self.dir, self.stem, self.keep)
+            prune(self.dir, self.stem, self.keep, written=rec.last_iter)
         return rc
 
     def _sample_memory(self) -> None:
@@ -265,13 +281,38 @@ class JobProcess:
             self._fail_diverged()
         elif rc == 0 and snap is not None and snap.iteration >= self.max_iter:
             self.finish_done(snap)
+        elif (rc != 0 or dropped) and self._disk_full(rc):
+            self._remove_torn(snap)
+            self.out_of_space = True
+            self.job.status = "pending"     # a rerun resumes once there is space
         elif rc == 0 or rc == -signal.SIGINT:
             self.job.status = "pending"     # stopped early on request: a rerun resumes
         else:
             self.job.status = "failed"
-            tail = self.run.path(self.job.log).read_bytes()[-1500:].decode("utf-8", "replace")
-            self.job.extra["error"] = f"caffe exited with {rc}; log tail:\n{tail}"
+            self.job.extra["error"] = f"caffe exited with {rc}; log tail:\n{self._log_tail()}"
+        if self.job.status == "pending":
+            self.resumes_from = snap.iteration if snap else None
         return self.job.status
+
+    def _remove_torn(self, intact: Snapshot | None) -> None:
+        """Remove the snapshot files newer than the newest intact pair: what the full disk cut
+        short (freeing their space lets the manifest record the job)."""
+        newest = intact.iteration if intact else -1
+        pat = re.compile(rf"^{re.escape(self.stem)}_iter_(\d+)\.(caffemodel|solverstate)(\.corrupt)?$")
+        for p in (self.dir / SNAPSHOT_DIR).iterdir():
+            m = pat.match(p.name)
+            if m and int(m.group(1)) > newest:
+                p.unlink()
+
+    def _log_tail(self) -> str:
+        log = self.run.path(self.job.log)
+        return log.read_bytes()[-LOG_TAIL_BYTES:].decode("utf-8", "replace") if log.is_file() else ""
+
+    def _disk_full(self, rc: int) -> bool:
+        """Did Caffe stop, or write a damaged snapshot, because the disk is full?"""
+        if rc != 0 and SNAPSHOT_WRITE_FAILED in self._log_tail():
+            return True
+        return free_bytes(self.dir) < 2 * model_bytes(self.run.path(self.job.train_val))
 
     def _fail_diverged(self) -> None:
         it, loss, finite = self.diverged

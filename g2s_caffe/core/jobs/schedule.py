@@ -7,7 +7,10 @@ parallelism; its run copy's per-GPU batch keeps the effective batch).  A job wai
 jobs in its ``extra.depends`` only.  Progress: one tqdm bar over the iterations of all the
 selected jobs, its total known from the start (finished and reused jobs count as done), plus
 one line per running job every ``progress_seconds``.  SIGTERM/SIGINT: every Caffe child
-snapshots and stops, the manifest is saved, and a rerun resumes.
+snapshots and stops, the manifest is saved, and a rerun resumes; after SIGINT (Ctrl-C) the
+call then raises KeyboardInterrupt, so the command stops too (SIGTERM returns the statuses, as
+a batch system's requeue expects).  A full disk (a job that could not write its snapshot, or a
+manifest that could not be saved) stops the other jobs the same way and raises the OSError.
 """
 from __future__ import annotations
 
@@ -20,9 +23,10 @@ import time
 from dataclasses import dataclass
 
 from g2s_caffe.core.errors import G2SError
+from g2s_caffe.core.faults import disk_full
 from g2s_caffe.core.runs import Run, commit_job, load_run
 from g2s_caffe.core.jobs.hooks import JobHooks
-from g2s_caffe.core.jobs.runner import JobProcess, max_iter_of
+from g2s_caffe.core.jobs.runner import SNAPSHOT_DIR, JobProcess, max_iter_of
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ class Scheduler:
         self.free = list(range(len(self.slots)))
         self.running: dict[str, tuple[JobProcess, list[int]]] = {}
         self.stop_requested = False
+        self.stop_signal: int | None = None
         self.checked: set[str] = set()     # jobs looked up for reuse (reuse.py)
         self.ended: set[str] = set()       # jobs that ended in this call without being done
         self.elsewhere: set[str] = set()   # jobs another driver holds (their lock was taken)
@@ -155,6 +160,7 @@ class Scheduler:
 
     def _handle_signal(self, signum, frame):
         self.stop_requested = True
+        self.stop_signal = signum
 
     # -------------------------------------------------------------- main loop
     def run_all(self) -> dict[str, str]:
@@ -258,7 +264,12 @@ class Scheduler:
                     else:
                         self.ended.add(jid)
                     extra = f"; {proc.job.extra['error'].splitlines()[-1]}" if status == "failed" else ""
+                    if status == "pending" and proc.resumes_from is not None:
+                        extra = f"; a rerun resumes from its snapshot at iteration {proc.resumes_from}"
                     self.out(f"[{jid}] {status} (exit {rc}){extra}")
+                    if proc.out_of_space:
+                        raise disk_full(self.run.path(proc.job.dir) / SNAPSHOT_DIR,
+                                        f"caffe train could not write a snapshot; log {self.run.path(proc.job.log)}")
                 bar.n = done_iters + sum(min(p.tail.record.last_iter, totals[j])
                                          for j, (p, _) in self.running.items())
                 bar.refresh()
@@ -284,12 +295,18 @@ class Scheduler:
                     proc.proc.wait(timeout=60)
                 except subprocess.TimeoutExpired:
                     proc.proc.kill()
-                proc.finish(proc.proc.wait())
-                self._commit(proc.job)
-                proc.unlock()
+                try:
+                    proc.finish(proc.proc.wait())
+                    self._commit(proc.job)
+                except OSError:
+                    pass     # a full disk, already on its way up: the manifest keeps what a rerun resumes from
+                finally:
+                    proc.unlock()
             bar.close()
             for s, h in old.items():
                 signal.signal(s, h)
+        if self.stop_signal == signal.SIGINT:
+            raise KeyboardInterrupt     # every job stopped at a snapshot; the command says how to resume
         for jid in todo:
             result.setdefault(jid, "pending")
         return result

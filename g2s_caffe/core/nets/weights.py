@@ -93,6 +93,19 @@ def fits(src: np.ndarray, dst_shape: tuple[int, ...]) -> bool:
 def shape_net(prototxt: Path, seed: int):
     """caffe.Net of the layers of ``prototxt`` that hang off the image input (no LMDB needed)."""
     import caffe
+
+    pruned = shape_only(prototxt)
+    if INPUT_BLOB not in {top for layer in pruned.layer for top in layer.top}:
+        raise G2SError(f"{prototxt}: no {INPUT_BLOB!r} input (a Data or Input layer with top {INPUT_BLOB!r})")
+    caffe.set_random_seed(seed)
+    return net_of(pruned)
+
+
+def shape_only(prototxt: Path, phase: str = "TEST"):
+    """The NetParameter of the layers of ``prototxt``'s ``phase`` that hang off its image
+    inputs (``data``, an Input, or a Data layer with a transform: turned into an Input); the
+    labels and the layers that need them (losses, accuracies) are left out."""
+    import caffe
     from caffe.proto import caffe_pb2
     from google.protobuf import text_format
 
@@ -106,20 +119,32 @@ def shape_net(prototxt: Path, seed: int):
         text_format.Merge(prototxt.read_text(), net)
     except text_format.ParseError as e:
         raise G2SError(f"{prototxt}: not a net prototxt ({e})") from e
-    full = with_inputs(net, batch=1, label_count=1, phase=caffe.TEST)
+    images = {INPUT_BLOB} | {layer.top[0] for layer in net.layer
+                             if layer.type == "Data" and layer.HasField("transform_param")}
+    full = with_inputs(net, batch=1, label_count=1, phase=getattr(caffe, phase))
     pruned = type(full)(name=full.name)
     available: set[str] = set()
     for layer in full.layer:
-        if layer.type == "Input" and INPUT_BLOB not in layer.top:
+        if layer.type == "Input" and not images & set(layer.top):
             continue   # the labels: losses and accuracies are not needed for shapes
         if all(b in available for b in layer.bottom):
-            pruned.layer.add().CopyFrom(layer)
+            kept = pruned.layer.add()
+            kept.CopyFrom(layer)
+            kept.ClearField("include")     # of this phase already: built as it is (net_of)
             available.update(layer.top)
-    if INPUT_BLOB not in available:
-        raise G2SError(f"{prototxt}: no {INPUT_BLOB!r} input (a Data or Input layer with top {INPUT_BLOB!r})")
-    caffe.set_random_seed(seed)
+    if not available:
+        raise G2SError(f"{prototxt}: no image input in phase {phase} (a Data layer with a transform, or an Input "
+                       f"with top {INPUT_BLOB!r})")
+    return pruned
+
+
+def net_of(message):
+    """caffe.Net of a NetParameter (built in the TEST phase: no layer of it may be TRAIN-only)."""
+    import caffe
+    from google.protobuf import text_format
+
     with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
-        f.write(text_format.MessageToString(pruned))
+        f.write(text_format.MessageToString(message))
     try:
         return caffe.Net(f.name, caffe.TEST)
     finally:

@@ -68,6 +68,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       "solver.max_iter_pretrain=200")
 
 
+def outputs(args) -> list[Path]:
+    return [Path(args.runs)]
+
+
 def load_config(args) -> ANetConfig:
     return load_run_config(ANetConfig(), args)
 
@@ -110,6 +114,7 @@ def request(args, cfg: ANetConfig):
 
 def run(args) -> int:
     from g2s_caffe.core.jobs.schedule import Scheduler
+    from g2s_caffe.core.jobs.space import expect_run
     from g2s_caffe.core.runs import MANIFEST, load_run
     from g2s_caffe.methods.anet import stages
     from g2s_caffe.methods.anet.job_hooks import FINETUNE, PRETRAIN, ANetMethod
@@ -133,6 +138,7 @@ def run(args) -> int:
     run_ = faces.prepare(run_, req, needed)
     if req.anet_from is None:
         run_ = stages.data_stage(run_, req)
+        print(expect_run(req.runs, run_, cfg.keep_snapshots).line())
         result = Scheduler(run_, [PRETRAIN, FINETUNE], cfg.scheduler(), ANetMethod(), req.gpus).run_all()
         if any(s != "done" for s in result.values()):
             print(f"{run_.run}: " + ", ".join(f"{j} {s}" for j, s in result.items())

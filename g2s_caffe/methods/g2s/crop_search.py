@@ -176,6 +176,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="attributes YAML to write; None = WORK/attributes.yaml")
 
 
+def outputs(args) -> list[Path]:
+    return [args.work] + ([args.out.parent] if args.out else [])
+
+
 def run(args) -> int:
     from tqdm import tqdm
 

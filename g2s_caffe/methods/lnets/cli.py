@@ -45,6 +45,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       "solver.max_iter_lnet_o=200")
 
 
+def outputs(args) -> list[Path]:
+    return [Path(args.runs)]
+
+
 def load_config(args) -> LNetsConfig:
     return load_run_config(LNetsConfig(), args)
 
@@ -79,6 +83,7 @@ def request(args, cfg: LNetsConfig):
 
 def run(args) -> int:
     from g2s_caffe.core.jobs.schedule import Scheduler
+    from g2s_caffe.core.jobs.space import expect_run
     from g2s_caffe.core.runs import MANIFEST, load_run
     from g2s_caffe.methods.lnets import stages as st
     from g2s_caffe.core.jobs.request import check_jobs
@@ -99,6 +104,7 @@ def run(args) -> int:
         if all(j.started is None for j in run_.jobs) and not run_.stages:   # nothing done: let a rerun rewrite it
             (run_.root / MANIFEST).unlink(missing_ok=True)
         raise
+    print(expect_run(req.runs, run_, cfg.keep_snapshots).line())
     for jid, data_stage in ((LNET_O, st.whole_stage), (LNET_S, st.head_shoulder_stage)):
         run_ = data_stage(run_, req, raw)
         result = Scheduler(run_, [jid], cfg.scheduler(), LNetsMethod(), req.gpus).run_all()

@@ -36,6 +36,7 @@ from g2s_caffe.core.errors import G2SError
 
 PICTURES = 8                 # default sample size of the response-map pictures
 CHUNK = 256                  # images per resumable result file
+PHOTOS_OUT = Path("localizations")   # the output folder for photos given by name
 LNETS_LABEL, MTCNN_LABEL = "LNets", "MTCNN (our port)"
 
 
@@ -53,6 +54,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-mtcnn", action="store_true", help="with --data: leave our MTCNN port out of the curves")
     p.add_argument("--limit", type=int, help="with --data: only the first N images of the split (a quick look)")
     p.add_argument("--gpu", type=int, help="GPU id for the nets; None = CPU")
+
+
+def outputs(args) -> list[Path]:
+    return [args.out or (args.lnets / "localize" if args.data else PHOTOS_OUT)]
 
 
 # ------------------------------------------------------------------ one image
@@ -196,7 +201,7 @@ def run(args) -> int:
             if img is None:
                 raise G2SError(f"{names[i]}: not an image OpenCV can read (JPEG, PNG, BMP, TIFF, ...)")
             return img
-        out = args.out or Path("localizations")
+        out = args.out or PHOTOS_OUT
         tag_data = {"photos": names}
     out = Path(out)
     ident = {**st.cascade_identity(run_), "threshold": cascade.threshold, **tag_data}

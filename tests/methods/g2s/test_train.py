@@ -23,16 +23,10 @@ import pytest
 
 from g2s_caffe.methods.g2s.steps import final_nets, steps_of
 
-from support import make_tiny_prepared
+from support import TINY_TRAIN_CONFIG as CFG, make_tiny_prepared
 
 pytestmark = pytest.mark.caffe
 NAMES = ["Smiling", "Eyeglasses"]
-CFG = """net: {variant: small, crop_size: 28, fc_dim: 16}
-solver: {batch_size: 8, test_batch_size: 8, max_iter_step1: 20, max_iter_step23: 10,
-         test_interval: 10, test_iter: 2, snapshot: 10, display: 5}
-poll_seconds: 0.1
-progress_seconds: 1
-"""
 
 
 @pytest.fixture(scope="module")

@@ -78,6 +78,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "wait for that process and then finish it if it did not (the cluster tasks wait)")
 
 
+def outputs(args) -> list[Path]:
+    """The run directories (written also by --emit, which checks them) and --emit's file's folder."""
+    return [Path(args.runs)] + ([Path(args.out).parent] if args.emit and args.out else [])
+
+
 def load_config(args) -> TrainConfig:
     cfg = from_command_line(TrainConfig(), args.config, args.set,
                             {"keep_snapshots": args.keep_snapshots, "head_init": args.head_init, "jobs": args.jobs,
@@ -98,8 +103,10 @@ def run(args) -> int:
     from g2s_caffe.core.runs import MANIFEST, load_run
     from g2s_caffe.methods.g2s.train import plan, prepare
     from g2s_caffe.core.jobs.schedule import Scheduler
+    from g2s_caffe.core.jobs.space import expect_training
     from g2s_caffe.methods.g2s.train.config import default_effective_batch
     from g2s_caffe.methods.g2s.train.job_hooks import G2SMethod
+    from g2s_caffe.methods.g2s.train.share import plan_fingerprints, to_train
     from g2s_caffe.methods.g2s.train.validate import validate_run
 
     cfg = load_config(args)
@@ -135,8 +142,13 @@ def run(args) -> int:
 
     if weights_a.get("random_init"):
         print(f"WARNING: {prepare.RANDOM_WARNING}")
+    # Fingerprints before any training: each distinct training is counted (and submitted) once.
+    fps = plan_fingerprints(runs, cfg.head_init, cfg.share_jobs)
+    jobs = to_train(runs, selections, fps)
+    slots = len(jobs) if args.emit else len(gpus) * cfg.jobs_per_gpu if gpus else cfg.jobs
+    print(expect_training(Path(args.runs), jobs, cfg.keep_snapshots, slots).line())
     if args.emit:
-        return _emit(args, runs, selections, cfg, gpus)
+        return _emit(args, runs, selections, fps, gpus)
     status = 0
     for r, ids in zip(runs, selections):
         print(f"{r.run}: {len(ids)} job(s) -> {r.root}")
@@ -166,20 +178,16 @@ def _wait_unlocked(run, ids: list[str], poll: float) -> None:
         time.sleep(max(poll, 1.0))
 
 
-def _emit(args, runs, selections, cfg, gpus) -> int:
+def _emit(args, runs, selections, fps, gpus) -> int:
     import shlex
 
     from g2s_caffe.methods.g2s.train import cluster
-    from g2s_caffe.methods.g2s.train.share import planned_fingerprints
 
     kind = args.emit
     if kind == "k8s" and (args.sbatch or args.sbatch_step1 or args.allow_local_paths or args.stop_before_limit):
         raise G2SError("--sbatch, --sbatch-step1, --stop-before-limit and --allow-local-paths are for --emit slurm")
     if args.stop_before_limit is not None and args.stop_before_limit < 1:
         raise G2SError(f"--stop-before-limit {args.stop_before_limit}: expected seconds >= 1")
-    # Fingerprints before any training: each distinct training is submitted once.
-    fps = [planned_fingerprints(r, cfg.head_init) if cfg.share_jobs else {j.id: f"{r.run}/{j.id}" for j in r.jobs}
-           for r in runs]
     chain = cluster.plan_chain(runs, selections, fps, "g2s_" + ("ablations" if args.ablations else runs[0].run))
     if not chain.step1 and not chain.units:
         raise G2SError("--emit: nothing to submit (the selected jobs are none)")

@@ -55,3 +55,20 @@ def planned_fingerprints(run: Run, head_init: str) -> dict[str, str]:
     for job in run.jobs:
         fp(job)
     return out
+
+
+def plan_fingerprints(runs: list[Run], head_init: str, share: bool) -> list[dict[str, str]]:
+    """Per run, {job id: fingerprint}; without sharing every job is its own training."""
+    return [planned_fingerprints(r, head_init) if share else {j.id: f"{r.run}/{j.id}" for j in r.jobs} for r in runs]
+
+
+def to_train(runs: list[Run], selections: list[list[str]], fps: list[dict[str, str]]) -> list[tuple[Run, Job]]:
+    """The selected jobs a plan trains: one per distinct training, none already done."""
+    seen = {fp[j.id] for r, fp in zip(runs, fps) for j in r.jobs if j.status == "done"}
+    out = []
+    for r, ids, fp in zip(runs, selections, fps):
+        for jid in ids:
+            if fp[jid] not in seen:
+                seen.add(fp[jid])
+                out.append((r, r.job(jid)))
+    return out
