@@ -101,7 +101,7 @@ def make_tiny_prepared(root: Path, attributes: list[str], counts: dict[str, int]
 
     ``people``: also write identities_lmdb, image i of a split being person
     ``PERSON_BASE[split] + i % people`` (each split its own people, as CelebA's splits).
-    ``shuffle_labels``: splits whose labels are another image's (``written_labels``)."""
+    ``shuffle_labels``: splits whose labels say nothing about the pixels (``written_labels``)."""
     counts = counts or {"train": 64, "val": 32, "test": 32}
     rng = np.random.default_rng(seed)
     root = Path(root)
@@ -149,8 +149,8 @@ def make_tiny_prepared(root: Path, attributes: list[str], counts: dict[str, int]
 
 def raw_face_image(labels, width: int, height: int, rng: np.random.Generator) -> tuple[np.ndarray, tuple]:
     """A BGR "photo": noise background, one skin-coloured face ellipse at a random place and size,
-    attribute t drawn as a dark mark at its own spot inside the face (a ring right of the centre).  Returns (image, its face box
-    x, y, w, h)."""
+    attribute t drawn as a dark mark at its own spot inside the face (a ring right of the centre).
+    Returns (image, its face box x, y, w, h)."""
     img = rng.integers(30, 120, size=(height, width, 3), dtype=np.uint8)
     side = int(rng.integers(min(width, height) // 3, min(width, height) // 2))
     w, h = side, int(side * 1.2)
@@ -169,11 +169,10 @@ def raw_face_image(labels, width: int, height: int, rng: np.random.Generator) ->
 
 def make_raw_prepared(root: Path, attributes: list[str], counts: dict[str, int], people: int, size: int = 32,
                       raw_size: tuple[int, int] = (96, 80), seed: int = 0, jpeg_quality: int = 95,
-                      dataset: str = "tiny", shuffle_labels: tuple[str, ...] = ()) -> Path:
+                      dataset: str = "tiny") -> Path:
     """A prepared dataset (labels, identities and scheme "c" LMDBs) whose manifest points at raw
     images with a face-box file, as `g2s prep celeba` records them (sources.images, sources.bbox in
-    CelebA's list_bbox_celeba.txt format): what LNets and LNets+ANet read.  ``shuffle_labels``:
-    as make_tiny_prepared's.  Returns ``root``."""
+    CelebA's list_bbox_celeba.txt format): what LNets and LNets+ANet read.  Returns ``root``."""
     from g2s_caffe.core.crops import crop_box
 
     rng = np.random.default_rng(seed)
@@ -188,7 +187,6 @@ def make_raw_prepared(root: Path, attributes: list[str], counts: dict[str, int],
                 "sources": {"images": str(images), "bbox": str(images.parent / "list_bbox_celeba.txt")}}
     for split, n in counts.items():
         labels = rng.integers(0, 2, size=(n, len(attributes)))
-        written = written_labels(labels, split, shuffle_labels, seed)
         names = [f"{split}_{i:06d}.jpg" for i in range(n)]
         keys = [layout.key_for(i, name) for i, name in enumerate(names)]
         crops = []
@@ -209,7 +207,7 @@ def make_raw_prepared(root: Path, attributes: list[str], counts: dict[str, int],
             env = lmdb.open(str(path), map_size=1 << 28)
             with env.begin(write=True) as txn:
                 for i, key in enumerate(keys):
-                    val = (layout.label_datum(written[i], i) if what == layout.LABELS else
+                    val = (layout.label_datum(labels[i], i) if what == layout.LABELS else
                            layout.identity_datum(person_of(split, i, people), i) if what == layout.IDENTITIES else
                            layout.image_datum(crops[i], size, i))
                     txn.put(key.encode(), val)
