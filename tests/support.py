@@ -255,6 +255,12 @@ def wilson(successes: int, n: int) -> tuple[float, float]:
     return centre - half, centre + half
 
 
+def majority_margin(right: int, positives: int, n: int) -> float:
+    """Accuracy minus the majority class's accuracy, in points, of ``right`` correct decisions
+    on n images of which ``positives`` are positive."""
+    return 100 * (right - max(positives, n - positives)) / n
+
+
 def recomputed_rows(csv_path: Path) -> list[dict]:
     """The rows of a results CSV (`g2s eval`'s), each checked against what it was computed from:
     the counts against the scores and labels of its predictions file (decision p >= 0.5),
@@ -284,7 +290,7 @@ def recomputed_rows(csv_path: Path) -> list[dict]:
             balanced = (counts["tp"] / positives + counts["tn"] / (n - positives)) / 2
             assert float(row["balanced_accuracy"]) == pytest.approx(100 * balanced, abs=1e-3), row
         assert float(row["balanced_accuracy_lo"]) <= float(row["balanced_accuracy"]) <= float(row["balanced_accuracy_hi"])
-        row["margin"] = 100 * (right - max(positives, n - positives)) / n
+        row["margin"] = majority_margin(right, positives, n)
     return rows
 
 
