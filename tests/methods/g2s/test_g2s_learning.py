@@ -65,27 +65,16 @@ def _train_and_evaluate(root, condition: str) -> dict[str, dict[str, float]]:
     return margins(root / "runs" / "eval_test.csv")
 
 
-@pytest.fixture(scope="module")
-def outcome(tmp_path_factory):
-    done: dict[str, dict] = {}
-
-    def get(condition: str) -> dict[str, dict[str, float]]:
-        if condition not in done:
-            done[condition] = _train_and_evaluate(tmp_path_factory.mktemp(condition), condition)
-        return done[condition]
-    return get
-
-
-def test_step1_and_the_fine_tunes_beat_the_majority_class(outcome):
-    got = outcome("learning")
+def test_step1_and_the_fine_tunes_beat_the_majority_class(tmp_path):
+    got = _train_and_evaluate(tmp_path, "learning")
     assert set(got) == set(RUNS)
     for run in RUNS:
         assert learned(got[run], MARGIN), (run, got[run])
 
 
 @pytest.mark.parametrize("condition", [c for c in CONDITIONS if c != "learning"])
-def test_without_learning_the_margin_is_not_reached(outcome, condition):
-    got = outcome(condition)
+def test_without_learning_the_margin_is_not_reached(tmp_path, condition):
+    got = _train_and_evaluate(tmp_path, condition)
     # Steps 2/3 frozen keep Step 1's learning in steps_1; their own run must fall short.
     checked = ("steps_1_2_3",) if condition == "base_lr_0_in_steps_2_3" else RUNS
     for run in checked:
