@@ -7,8 +7,10 @@ PY   := $(VENV)/bin/python
 setup:
 	@tools/setup.sh
 
+# The header says what this machine lacks and so skips; at the end, -ra (pyproject.toml) lists
+# every skipped test with its reason (docs/testing.md).
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest tests
 
 demo: setup
 	$(VENV)/bin/g2s demo

@@ -25,6 +25,20 @@ def _caffe_available() -> tuple[bool, str]:
 CAFFE_OK, CAFFE_WHY = _caffe_available()
 
 
+def pytest_report_header(config):
+    """What this run will skip and why, before it starts (docs/testing.md); each skip's reason is
+    listed again at the end (-rs)."""
+    ci = os.environ.get("CI") == "true"
+    if CAFFE_OK:
+        caffe = "caffe: importable; the tests marked caffe run"
+    elif ci:
+        caffe = f"caffe: NOT importable ({CAFFE_WHY}): an error with CI=true"
+    else:
+        caffe = f"caffe: NOT importable ({CAFFE_WHY}): the tests marked caffe are skipped; run `make setup`"
+    return [caffe, "CI=true: nothing may skip for a missing Caffe or Slurm" if ci else
+            "CI is not 'true': a test whose tool is missing here (Slurm, docker, a built CUDA kit) skips, saying why"]
+
+
 def pytest_collection_modifyitems(config, items):
     if CAFFE_OK:
         return

@@ -14,14 +14,23 @@ from pathlib import Path
 import cv2
 import lmdb
 import numpy as np
+import pytest
 
 from g2s_caffe.core import layout
 
 ROOT = Path(__file__).resolve().parent.parent      # the repository
 
 
+def right_of_centre(column: int, grid: int) -> bool:
+    """Whether grid column ``column`` lies right of the vertical centre line.  A mark there is
+    drawn hollow: the nets train on mirrored images, and a mirror swaps column c with
+    grid - 1 - c, so two attributes in mirrored cells stay apart only by their shape."""
+    return 2 * column > grid - 1
+
+
 def synthetic_face(labels, size: int, rng: np.random.Generator) -> np.ndarray:
-    """A BGR uint8 image whose pixels encode the labels (one grid cell per attribute)."""
+    """A BGR uint8 image whose pixels encode the labels (one grid cell per attribute: a bright
+    square, a frame right of the centre line)."""
     img = rng.integers(40, 90, size=(size, size, 3), dtype=np.uint8)
     n = len(labels)
     grid = int(np.ceil(np.sqrt(n)))
@@ -30,7 +39,11 @@ def synthetic_face(labels, size: int, rng: np.random.Generator) -> np.ndarray:
         if y:
             r, c = divmod(t, grid)
             pad = max(1, cell // 6)
-            img[r * cell + pad:(r + 1) * cell - pad, c * cell + pad:(c + 1) * cell - pad] = (230, 230, 230)
+            y0, y1, x0, x1 = r * cell + pad, (r + 1) * cell - pad, c * cell + pad, (c + 1) * cell - pad
+            inner = img[y0 + pad:y1 - pad, x0 + pad:x1 - pad].copy()
+            img[y0:y1, x0:x1] = (230, 230, 230)
+            if right_of_centre(c, grid) and inner.size:
+                img[y0 + pad:y1 - pad, x0 + pad:x1 - pad] = inner
     return img
 
 
@@ -42,6 +55,19 @@ solver: {batch_size: 8, test_batch_size: 8, max_iter_step1: 20, max_iter_step23:
 poll_seconds: 0.1
 progress_seconds: 1
 """
+
+
+def choices_row(section: str, first_cell: str) -> str:
+    """The "paper says / we chose / why" row of docs/choices.md under the heading that starts
+    with ``section`` whose first cell is ``first_cell``: the tests take the "we chose" literals
+    from there and check that the row still says them."""
+    heading = None
+    for line in (ROOT / "docs" / "choices.md").read_text().splitlines():
+        if line.startswith("## "):
+            heading = line[3:]
+        elif heading and heading.startswith(section) and line.startswith(f"| {first_cell} |"):
+            return line
+    raise AssertionError(f"docs/choices.md: no row '| {first_cell} |' under '## {section}...'")
 
 
 def person_of(split: str, index: int, people: int) -> int:
@@ -56,13 +82,33 @@ def _sha_dir(path: Path) -> str:
     return h.hexdigest()
 
 
+def written_labels(labels: np.ndarray, split: str, shuffle_labels: tuple[str, ...], seed: int) -> np.ndarray:
+    """The labels a split's labels LMDB holds: the drawn ones, or for a split in
+    ``shuffle_labels`` labels that say nothing about the pixels (the learning tests' control): per
+    attribute, each class of the drawn label shuffled into half positives, half negatives.  Not a
+    plain permutation of the rows: it leaves a chance correlation of about 1/sqrt(n) with the
+    pixels, which a learner turns into a near-perfect detector (or anti-detector) of squares this
+    salient."""
+    if split not in shuffle_labels:
+        return labels
+    rng = np.random.default_rng([seed, len(labels)])
+    out = np.zeros_like(labels)
+    for t in range(labels.shape[1]):
+        for value in (0, 1):
+            rows = np.flatnonzero(labels[:, t] == value)
+            out[rng.permutation(rows)[:len(rows) // 2], t] = 1
+    return out
+
+
 def make_tiny_prepared(root: Path, attributes: list[str], counts: dict[str, int] | None = None,
                        size: int = 32, schemes: tuple[str, ...] = ("a",), seed: int = 0,
-                       jpeg_quality: int = 95, dataset: str = "tiny", people: int | None = None) -> Path:
+                       jpeg_quality: int = 95, dataset: str = "tiny", people: int | None = None,
+                       shuffle_labels: tuple[str, ...] = ()) -> Path:
     """Write a prepared dataset at ``root`` and return it (see g2s_caffe.core.layout).
 
     ``people``: also write identities_lmdb, image i of a split being person
-    ``PERSON_BASE[split] + i % people`` (each split its own people, as CelebA's splits)."""
+    ``PERSON_BASE[split] + i % people`` (each split its own people, as CelebA's splits).
+    ``shuffle_labels``: splits whose labels say nothing about the pixels (``written_labels``)."""
     counts = counts or {"train": 64, "val": 32, "test": 32}
     rng = np.random.default_rng(seed)
     root = Path(root)
@@ -72,6 +118,7 @@ def make_tiny_prepared(root: Path, attributes: list[str], counts: dict[str, int]
                 "parameters": {"seed": seed}}
     for split, n in counts.items():
         labels = rng.integers(0, 2, size=(n, len(attributes)))
+        written = written_labels(labels, split, shuffle_labels, seed)
         keys = [layout.key_for(i, f"{split}_{i:06d}.jpg") for i in range(n)]
         lm = {}
         whats = (layout.LABELS, *schemes) + ((layout.IDENTITIES,) if people else ())
@@ -82,7 +129,7 @@ def make_tiny_prepared(root: Path, attributes: list[str], counts: dict[str, int]
             with env.begin(write=True) as txn:
                 for i, key in enumerate(keys):
                     if what == layout.LABELS:
-                        val = layout.label_datum(labels[i], i)
+                        val = layout.label_datum(written[i], i)
                     elif what == layout.IDENTITIES:
                         val = layout.identity_datum(person_of(split, i, people), i)
                     else:
@@ -109,8 +156,8 @@ def make_tiny_prepared(root: Path, attributes: list[str], counts: dict[str, int]
 
 def raw_face_image(labels, width: int, height: int, rng: np.random.Generator) -> tuple[np.ndarray, tuple]:
     """A BGR "photo": noise background, one skin-coloured face ellipse at a random place and size,
-    attribute t drawn as a dark mark at its own spot inside the face.  Returns (image, its face box
-    x, y, w, h)."""
+    attribute t drawn as a dark mark at its own spot inside the face (a ring right of the centre).
+    Returns (image, its face box x, y, w, h)."""
     img = rng.integers(30, 120, size=(height, width, 3), dtype=np.uint8)
     side = int(rng.integers(min(width, height) // 3, min(width, height) // 2))
     w, h = side, int(side * 1.2)
@@ -121,7 +168,9 @@ def raw_face_image(labels, width: int, height: int, rng: np.random.Generator) ->
         if on:
             r, c = divmod(t, grid)
             cx, cy = x + (c + 1) * w // (grid + 1), y + (r + 1) * h // (grid + 1)
-            cv2.circle(img, (cx, cy), max(2, side // 10), (20, 40, 30), -1)
+            radius = max(2, side // 10)
+            hollow = right_of_centre(c, grid)     # a ring: see right_of_centre
+            cv2.circle(img, (cx, cy), radius, (20, 40, 30), max(1, radius // 2) if hollow else -1)
     return img, (x, y, w, h)
 
 
@@ -199,3 +248,68 @@ def check_finished_run(run, job_ids, stage_names) -> None:
             assert p.exists(), out
             if p.is_file():
                 assert sha256_file(p) == out["sha256"], out
+
+
+# ------------------------------------------------------------------ what a results CSV says was learned
+Z95 = 1.959963984540054          # the normal quantile of a two-sided 95 % interval
+
+
+def wilson(successes: int, n: int) -> tuple[float, float]:
+    """The Wilson score interval of successes / n at 95 %, by its textbook formula."""
+    p = successes / n
+    centre = (p + Z95 ** 2 / (2 * n)) / (1 + Z95 ** 2 / n)
+    half = Z95 / (1 + Z95 ** 2 / n) * np.sqrt(p * (1 - p) / n + Z95 ** 2 / (4 * n ** 2))
+    return centre - half, centre + half
+
+
+def majority_margin(right: int, positives: int, n: int) -> float:
+    """Accuracy minus the majority class's accuracy, in points, of ``right`` correct decisions
+    on n images of which ``positives`` are positive."""
+    return 100 * (right - max(positives, n - positives)) / n
+
+
+def recomputed_rows(csv_path: Path) -> list[dict]:
+    """The rows of a results CSV (`g2s eval`'s), each checked against what it was computed from:
+    the counts against the scores and labels of its predictions file (decision p >= 0.5),
+    accuracy, balanced accuracy and the accuracy's Wilson interval against the counts.  Adds
+    ``margin``: accuracy minus the majority class's accuracy, in points."""
+    import csv
+
+    from g2s_caffe.core.evaluation.predictions import load_predictions
+
+    csv_path = Path(csv_path)
+    with csv_path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        pred = load_predictions(csv_path.parent / row["predictions"])
+        t = list(pred.attributes).index(row["attribute"])
+        say, truth = pred.probs[:, t] >= 0.5, pred.labels[:, t] == 1
+        counts = {"tp": say & truth, "tn": ~say & ~truth, "fp": say & ~truth, "fn": ~say & truth}
+        counts = {k: int(v.sum()) for k, v in counts.items()}
+        assert {k: int(row[k]) for k in counts} == counts, row
+        n, positives = int(row["n"]), int(row["positives"])
+        assert n == len(truth) and positives == counts["tp"] + counts["fn"], row
+        right = counts["tp"] + counts["tn"]
+        assert float(row["accuracy"]) == pytest.approx(100 * right / n, abs=1e-3), row
+        lo, hi = wilson(right, n)
+        assert (float(row["accuracy_lo"]), float(row["accuracy_hi"])) == pytest.approx((100 * lo, 100 * hi), abs=1e-3)
+        if 0 < positives < n:
+            balanced = (counts["tp"] / positives + counts["tn"] / (n - positives)) / 2
+            assert float(row["balanced_accuracy"]) == pytest.approx(100 * balanced, abs=1e-3), row
+        assert float(row["balanced_accuracy_lo"]) <= float(row["balanced_accuracy"]) <= float(row["balanced_accuracy_hi"])
+        row["margin"] = majority_margin(right, positives, n)
+    return rows
+
+
+def margins(csv_path: Path) -> dict[str, dict[str, float]]:
+    """run -> attribute -> accuracy minus the majority class's, in points (recomputed_rows)."""
+    out: dict[str, dict[str, float]] = {}
+    for row in recomputed_rows(csv_path):
+        out.setdefault(row["run"], {})[row["attribute"]] = row["margin"]
+    return out
+
+
+def learned(by_attribute: dict[str, float], margin: float) -> bool:
+    """The learning tests' criterion: every attribute beats its majority class by ``margin``
+    points or more."""
+    return min(by_attribute.values()) >= margin

@@ -3,10 +3,10 @@ with real Caffe on a small demo dataset, and a rerun that reuses every finished 
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -29,15 +29,14 @@ def _g2s(*argv: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "demo_output"
-    t0 = time.time()
     r = _g2s("demo", "--quick", "--out", str(out))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return out, r, time.time() - t0
+    return out, r
 
 
 @pytest.mark.caffe
 def test_quick_demo_writes_every_output(quick):
-    out, r, seconds = quick
+    out, r = quick
     # Prep: the report, the contact sheet, LMDBs of all 8 schemes.
     assert (out / "prepared" / "contact_sheet.png").stat().st_size > 10_000
     for split in ("train", "val", "test"):
@@ -79,12 +78,11 @@ def test_quick_demo_writes_every_output(quick):
     assert "## LNets: faces localized from attribute tags alone" in report
     for f in ("loc_eval.png", "roc.csv", "recall_vs_iou.csv", "summary.json", "localizations.csv", "pictures.png"):
         assert (out / demo.LOCALIZATION / f).stat().st_size > 0, f
-    assert seconds < 400, seconds
 
 
 @pytest.mark.caffe
 def test_table_follows_from_the_eval_results(quick):
-    out, _, _ = quick
+    out, _ = quick
     with open(out / "eval_test.csv", newline="") as f:
         ev = {(row["run"], row["attribute"]): row for row in csv.DictReader(f)}
     assert {r for r, _ in ev} == set(demo.RUNS) | {demo.ANET_RUN, demo.E2E_RUN}
@@ -110,17 +108,65 @@ def test_table_follows_from_the_eval_results(quick):
     assert "## Which differences are real" in report and "Holm" in report and "paired bootstrap" in report
 
 
+# ---- what the quick demo learned, and what a rerun redoes (proved by what it did, not how fast)
+# Steps 1+2+3 beat the majority class by DEMO_MARGIN points (3 of the 45 test images) on at least
+# DEMO_MOST of the 10 attributes.  Measured (2026-12-03, busy machine; docs/testing.md) with
+# dataset seeds 2018 (the default, this test's) and 7: 7 of 10 each, the sixth best 11.1 and 6.7
+# points; the same decisions against labels shuffled within each class (5 shuffles each): at
+# most 3.
+DEMO_MARGIN, DEMO_MOST = 6.0, 6
+
+
+@pytest.mark.caffe
+def test_quick_demo_steps_1_2_3_beat_chance_on_most_attributes(quick):
+    """Recomputed from the written scores and labels (support.recomputed_rows).  The test of the
+    test: the same decisions scored against the labels shuffled within each class fall short."""
+    import numpy as np
+
+    from g2s_caffe.core.evaluation.predictions import load_predictions
+    from support import majority_margin, recomputed_rows, written_labels
+
+    out, _ = quick
+    rows = [r for r in recomputed_rows(out / "eval_test.csv") if r["run"] == "steps_1_2_3"]
+    assert [r["attribute"] for r in rows] == NAMES
+    margins = {r["attribute"]: round(r["margin"], 1) for r in rows}
+    assert sum(m >= DEMO_MARGIN for m in margins.values()) >= DEMO_MOST, margins
+    pred = load_predictions(out / rows[0]["predictions"])
+    say = pred.probs >= 0.5
+    unrelated = written_labels(pred.labels, "test", ("test",), seed=0)
+    shuffled = [majority_margin(int((say[:, t] == unrelated[:, t]).sum()), int(unrelated[:, t].sum()), len(say))
+                for t in range(len(NAMES))]
+    assert sum(m >= DEMO_MARGIN for m in shuffled) < DEMO_MOST, np.round(shuffled, 1)
+
+
+# What a rerun writes again, always: the report, the demo's Table 1, and the copies of the
+# training curves it gathers from the runs; each with the same bytes.
+REDRAWN = ("report.md", "table1_demo.md", "table1_demo.csv", "table1_demo.png", "curves/")
+
+
+def _files(out: Path) -> dict[str, tuple[str, int]]:
+    """Every file under ``out``: relative path -> (sha256, mtime in ns)."""
+    return {str(p.relative_to(out)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            for p in sorted(out.rglob("*")) if p.is_file()}
+
+
 @pytest.mark.caffe
 def test_rerun_reuses_finished_stages(quick):
-    out, _, _ = quick
-    before = (out / "runs" / "steps_1_2_3" / "manifest.json").read_bytes()
-    t0 = time.time()
+    """Nothing is redone: every stage says so, no file appears or goes, every file has the bytes
+    it had (run manifests and weights included), and none but the report's was written at all
+    (a redone training would write its manifest, weights and curves again, with a new time)."""
+    out, _ = quick
+    before = _files(out)
     r = _g2s("demo", "--quick", "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     for stage in ("prep", "gen", "train_1", "train_1_2_3", "anet", "lnets", "lnets_anet", "localize", "eval"):
         assert f"[demo] {stage}: finished before, reused" in r.stdout, stage
-    assert (out / "runs" / "steps_1_2_3" / "manifest.json").read_bytes() == before
-    assert time.time() - t0 < 60
+    after = _files(out)
+    assert sorted(after) == sorted(before)
+    assert [f for f in before if after[f][0] != before[f][0]] == []
+    touched = [f for f in before if after[f][1] != before[f][1]]
+    assert [f for f in touched if not f.startswith(REDRAWN)] == []
+    assert all(f"runs/{run}/manifest.json" in before for run in demo.RUNS)
 
 
 def _results(tmp_path, labels, decisions: dict):

@@ -537,34 +537,10 @@ class Run:
         for layer in layers:
             if layer not in w0:
                 raise CheckFailed(f"layer {layer} not in {weights.name}", out)
-            deltas = {}
-            for side in ("cpu", "gpu"):
-                deltas[side] = [[a - b for a, b in zip(w[side][layer][i], w0[layer][i])] for i in range(len(w0[layer]))]
-            per = []
-            for i in range(len(w0[layer])):
-                d = rel_diff(deltas["cpu"][i], deltas["gpu"][i])
-                # Each side stores w0 - step in float32: the step is known to one float32 ulp
-                # of w0 per weight, a floor under any measured difference.
-                norm = math.sqrt(_dot(deltas["cpu"][i], deltas["cpu"][i]))
-                floor = math.sqrt(math.fsum(ulp32(x) ** 2 for x in w0[layer][i]))
-                d["rounding_floor"] = floor / norm if norm else None
-                per.append(d)
-            out["sgd_step"][layer] = per
+            out["sgd_step"][layer] = [step_diff(w0[layer][i], w["cpu"][layer][i], w["gpu"][layer][i])
+                                      for i in range(len(w0[layer]))]
         out["loss_iteration_0"] = {k: v["loss0"] for k, v in steps.items()}
-        worst_fwd = max((d["relative"] for b in out["forward"].values() for d in b.values()
-                         if d["relative"] is not None), default=0.0)
-        fp32 = [d["relative"] for lab, b in out["forward"].items() if lab != "gpu_tf32" for d in b.values()]
-        worst_grad = max((max(0.0, d["relative"] - 2 * (d["rounding_floor"] or 0.0))
-                          for per in out["sgd_step"].values() for d in per if d["relative"] is not None),
-                         default=0.0)
-        out["worst_forward_fp32"] = max(fp32) if fp32 else None
-        out["worst_forward_any"] = worst_fwd
-        out["worst_sgd_step"] = worst_grad
-        out["thresholds"] = {"forward_fp32": cfg["forward_tol"], "sgd_step": cfg["grad_tol"]}
-        if (out["worst_forward_fp32"] or 0) > cfg["forward_tol"] or worst_grad > cfg["grad_tol"]:
-            raise CheckFailed(f"CPU and GPU disagree: forward {out['worst_forward_fp32']:.3g} "
-                              f"(limit {cfg['forward_tol']}), SGD step {worst_grad:.3g} (limit {cfg['grad_tol']})", out)
-        return out
+        return agreement_verdict(out, cfg)
 
     def check_schedule(self, deadline: float) -> dict:
         return schedule(self.kit["schedule"], self.results)
@@ -778,6 +754,39 @@ def rel_diff(a, b) -> dict:
     md = max((abs(x) for x in d), default=0.0)
     return {"relative": nd / na if na else (0.0 if nd == 0 else None), "max_abs": md,
             "max_abs_relative": md / ma if ma else None, "count": len(a)}
+
+
+def step_diff(w0, cpu, gpu) -> dict:
+    """rel_diff of one blob's SGD step on CPU (weights ``cpu`` - ``w0``) and on GPU, with the
+    float32 rounding floor of that step relative to its norm."""
+    step_cpu = [a - b for a, b in zip(cpu, w0)]
+    d = rel_diff(step_cpu, [a - b for a, b in zip(gpu, w0)])
+    # Each side stores w0 - step in float32: the step is known to one float32 ulp of w0 per
+    # weight, a floor under any measured difference.
+    norm = math.sqrt(_dot(step_cpu, step_cpu))
+    floor = math.sqrt(math.fsum(ulp32(x) ** 2 for x in w0))
+    d["rounding_floor"] = floor / norm if norm else None
+    return d
+
+
+def agreement_verdict(out: dict, cfg: dict) -> dict:
+    """Check 6's verdict on its measurements: ``out["forward"]`` {label: {blob: rel_diff}} (label
+    gpu_tf32 for information only) and ``out["sgd_step"]`` {layer: [step_diff]}; adds the worst
+    values and the limits to ``out`` and returns it, or raises CheckFailed past a limit."""
+    worst_fwd = max((d["relative"] for b in out["forward"].values() for d in b.values()
+                     if d["relative"] is not None), default=0.0)
+    fp32 = [d["relative"] for lab, b in out["forward"].items() if lab != "gpu_tf32" for d in b.values()]
+    worst_grad = max((max(0.0, d["relative"] - 2 * (d["rounding_floor"] or 0.0))
+                      for per in out["sgd_step"].values() for d in per if d["relative"] is not None),
+                     default=0.0)
+    out["worst_forward_fp32"] = max(fp32) if fp32 else None
+    out["worst_forward_any"] = worst_fwd
+    out["worst_sgd_step"] = worst_grad
+    out["thresholds"] = {"forward_fp32": cfg["forward_tol"], "sgd_step": cfg["grad_tol"]}
+    if (out["worst_forward_fp32"] or 0) > cfg["forward_tol"] or worst_grad > cfg["grad_tol"]:
+        raise CheckFailed(f"CPU and GPU disagree: forward {out['worst_forward_fp32']:.3g} "
+                          f"(limit {cfg['forward_tol']}), SGD step {worst_grad:.3g} (limit {cfg['grad_tol']})", out)
+    return out
 
 
 def schedule(s: dict, results: dict) -> dict:

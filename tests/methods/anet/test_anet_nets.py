@@ -83,11 +83,39 @@ def _layers(net):
     return {layer.name: layer for layer in net.layer}
 
 
-def test_committed_anet_files_have_what_the_paper_fixes():
-    """Read the committed files back with caffe_pb2 (not the generator's objects)."""
-    from caffe.proto import caffe_pb2
+# What docs/choices.md says we chose (ANet's rows), written here as literals: the tests compare
+# the committed files with these, never with the generator's constants (params.py).
+CHOSEN_PATCH, CHOSEN_REGION, CHOSEN_GRID = 110, 126, 3
+CHOSEN_SIMILARITY_WEIGHT = 0.05
+CHOSEN_SOLVERS = {"pretrain": (0.01, 60000), "finetune": (0.001, 30000)}     # base_lr, max_iter
+CHOSEN_SGD = {"type": "SGD", "lr_policy": "inv", "gamma": 1e-4, "power": 0.75, "momentum": 0.9,
+              "weight_decay": 5e-4}
+CHOSEN_BATCH = 128
+CHOSEN_ROWS = {   # first cell of the row -> what it must say
+    "ANet: C1–C4, three max pools, one FC; C1/C2 globally shared, C3/C4 locally shared (layer sizes not given)":
+        ["a 3×3 grid"],
+    "multiple overlapping patches cropped from the enlarged face region; input and patch sizes not given":
+        ["110-px patches of a 126-px region (full)"],
+    "similarity loss weight (not given)": ["`SIMILARITY_LOSS_WEIGHT` 0.05"],
+    "no solver given": ["SGD, momentum 0.9, weight decay 5e-4, `inv` (γ 1e-4, power 0.75)",
+                        "base_lr 0.01 (pre-training from random init) and 0.001 (fine-tuning)", "batch 128",
+                        "60k + 30k iterations"],
+}
 
-    from g2s_caffe.methods.anet import params as hp
+
+def test_the_literals_are_what_docs_choices_says():
+    from support import choices_row
+
+    for first_cell, says in CHOSEN_ROWS.items():
+        row = choices_row("ANet", first_cell)
+        assert all(s in row for s in says), (first_cell, [s for s in says if s not in row])
+
+
+def test_committed_anet_files_have_what_the_paper_fixes():
+    """Read the committed files back with caffe_pb2 (not the generator's objects) and compare
+    them with the paper (8,000 identities, four conv groups, three pools, one FC) and with
+    docs/choices.md's literals above."""
+    from caffe.proto import caffe_pb2
 
     pre = _read(COMMITTED / "pretrain_train_val.prototxt", caffe_pb2.NetParameter())
     fine = _read(COMMITTED / "finetune_train_val.prototxt", caffe_pb2.NetParameter())
@@ -96,7 +124,7 @@ def test_committed_anet_files_have_what_the_paper_fixes():
         convs = [l.name for l in layers if l.type == "Convolution"]
         groups = sorted({c.split("_")[0] for c in convs})
         assert groups == ["conv1", "conv2", "conv3", "conv4"]                      # four conv layers
-        grid = int(round(np.sqrt(sum(c.startswith("conv3") for c in convs))))
+        grid = CHOSEN_GRID
         assert convs.count("conv1") == convs.count("conv2") == 1                   # C1, C2 global
         for local in ("conv3", "conv4"):                                           # C3, C4 local: a
             cells = [c for c in convs if c.startswith(local)]                       # grid of cells,
@@ -107,11 +135,11 @@ def test_committed_anet_files_have_what_the_paper_fixes():
         assert fcs[0] == "fc" and len(fcs) == 2                                     # FC + the stage's head
     by = _layers(pre)
     # pre-training: softmax over the identities + the similarity loss on FC, shared weights
-    assert by["fc_identity"].inner_product_param.num_output == hp.PAPER_IDENTITIES == 8000
+    assert by["fc_identity"].inner_product_param.num_output == 8000                 # "eight thousand"
     assert by["loss_identity"].type == "SoftmaxWithLoss" and list(by["loss_identity"].bottom) == ["fc_identity", "identity"]
     sim = by["loss_similarity"]
     assert sim.type == "EuclideanLoss" and list(sim.bottom) == ["fc", "fc_p"]
-    assert sim.loss_weight[0] == pytest.approx(hp.SIMILARITY_LOSS_WEIGHT)
+    assert sim.loss_weight[0] == pytest.approx(CHOSEN_SIMILARITY_WEIGHT)
     for name in ("conv1", "conv3_0_0", "fc"):
         assert [p.name for p in by[name].param] == [p.name for p in by[name + "_p"].param] != ["", ""]
     assert {l.data_param.source.split("/")[-1] for l in pre.layer if l.type == "Data"} == \
@@ -123,20 +151,22 @@ def test_committed_anet_files_have_what_the_paper_fixes():
     assert fb["loss"].loss_param.normalization == caffe_pb2.LossParameter.BATCH_SIZE
     train = [l for l in fine.layer if l.name == "data" and l.include[0].phase == caffe_pb2.TRAIN][0]
     test = [l for l in fine.layer if l.name == "data" and l.include[0].phase == caffe_pb2.TEST][0]
-    p = hp.FULL_ANET.patch_size
-    assert (train.transform_param.crop_size, train.transform_param.mirror) == (p, True)
-    assert (test.transform_param.crop_size, test.transform_param.mirror) == (p, False)
+    assert (train.transform_param.crop_size, train.transform_param.mirror) == (CHOSEN_PATCH, True)
+    assert (test.transform_param.crop_size, test.transform_param.mirror) == (CHOSEN_PATCH, False)
     assert train.data_param.source.endswith("/train/region_lmdb") and test.data_param.source.endswith("/val/region_lmdb")
     # the one-pass net reads the whole region and has every cell filter once
     one = _layers(_read(COMMITTED / "onepass_deploy.prototxt", caffe_pb2.NetParameter()))
-    assert list(one["data"].input_param.shape[0].dim) == [1, 3, hp.FULL_ANET.region_size, hp.FULL_ANET.region_size]
-    assert sum(n.startswith("conv3_") and l.type == "Convolution" for n, l in one.items()) == hp.FULL_ANET.grid ** 2
+    assert list(one["data"].input_param.shape[0].dim) == [1, 3, CHOSEN_REGION, CHOSEN_REGION]
+    assert sum(n.startswith("conv3_") and l.type == "Convolution" for n, l in one.items()) == CHOSEN_GRID ** 2
     # solvers: our choices, written where the run reads them
-    for name, lr, it in (("pretrain", hp.FULL_ANET_SOLVER.base_lr_pretrain, hp.FULL_ANET_SOLVER.max_iter_pretrain),
-                         ("finetune", hp.FULL_ANET_SOLVER.base_lr_finetune, hp.FULL_ANET_SOLVER.max_iter_finetune)):
+    for name, (lr, it) in CHOSEN_SOLVERS.items():
         s = _read(COMMITTED / f"{name}_solver.prototxt", caffe_pb2.SolverParameter())
-        assert (s.type, s.base_lr, s.max_iter, s.momentum) == ("SGD", pytest.approx(lr), it, pytest.approx(0.9))
-        assert s.net.endswith(f"anet/{name}_train_val.prototxt")
+        assert (s.base_lr, s.max_iter) == (pytest.approx(lr), it), name
+        assert {k: getattr(s, k) for k in CHOSEN_SGD} == pytest.approx(CHOSEN_SGD), name
+        assert s.iter_size == 1 and s.net == f"prototxt/celeba/anet/{name}_train_val.prototxt"
+        net = _read(ROOT / s.net, caffe_pb2.NetParameter())
+        assert {l.data_param.batch_size for l in net.layer if l.type == "Data" and l.include[0].phase == caffe_pb2.TRAIN} \
+            == {CHOSEN_BATCH}, name
     assert len(_read(COMMITTED / "pretrain_solver.prototxt", caffe_pb2.SolverParameter()).test_iter) == 0
 
 
@@ -218,7 +248,7 @@ def test_committed_training_nets_load_and_run_on_lmdbs_of_their_size(tmp_path):
         path = _net_file(tmp_path, net, name)
         for phase in phases:
             n = caffe.Net(path, phase)
-            assert n.blobs["data"].data.shape == (1, 3, hp.FULL_ANET.patch_size, hp.FULL_ANET.patch_size)
+            assert n.blobs["data"].data.shape == (1, 3, CHOSEN_PATCH, CHOSEN_PATCH)
             loss = n.forward()
             assert all(np.isfinite(v).all() for v in loss.values())
             if phase == caffe.TRAIN:

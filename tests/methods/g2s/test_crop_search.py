@@ -58,6 +58,29 @@ def test_crop_search_writes_an_attributes_file_gen_reads_and_resumes(tmp_path, c
     assert (tmp_path / "w" / "attributes.yaml").is_file() and not (tmp_path / "w" / "runs").exists()
 
 
+def test_the_choice_breaks_ties_to_the_current_crop_then_alphabetically():
+    """Hand-made scores (accuracy, balanced accuracy) in %, where the best scheme is known."""
+    from g2s_caffe.core.attributes import parse_attributes
+    from g2s_caffe.methods.g2s.crop_search import choose
+
+    attrs = parse_attributes({"dataset": "tiny", "attributes": [
+        {"name": "Tie_with_current", "crop": "g"}, {"name": "Tie_without_current", "crop": "d"},
+        {"name": "Clear_winner", "crop": "a"}]}, "hand-made")
+    scores = {("Tie_with_current", "a", 4): (80.0, 60.0), ("Tie_with_current", "d", 4): (70.0, 90.0),
+              ("Tie_with_current", "g", 4): (80.0, 60.0),
+              ("Tie_without_current", "a", 4): (75.0, 50.0), ("Tie_without_current", "d", 4): (60.0, 50.0),
+              ("Tie_without_current", "g", 4): (75.0, 50.0),
+              ("Clear_winner", "a", 4): (70.0, 70.0), ("Clear_winner", "d", 4): (69.0, 69.0),
+              ("Clear_winner", "g", 4): (90.0, 40.0)}
+    by_accuracy = choose(attrs, attrs.names, ["a", "d", "g"], scores, 4, "accuracy")
+    assert by_accuracy == {"Tie_with_current": "g", "Tie_without_current": "a", "Clear_winner": "g"}
+    # The other metric: another winner, and a three-way tie that keeps the current crop.
+    by_balanced = choose(attrs, attrs.names, ["g", "d", "a"], scores, 4, "balanced_accuracy")
+    assert by_balanced == {"Tie_with_current": "d", "Tie_without_current": "d", "Clear_winner": "a"}
+    # A searched subset: only its attributes are chosen.
+    assert choose(attrs, ["Clear_winner"], ["a", "d"], scores, 4, "accuracy") == {"Clear_winner": "a"}
+
+
 def test_crop_search_bad_input(tmp_path, capsys):
     from g2s_caffe import cli
 

@@ -169,7 +169,7 @@ def test_whole_chain_through_bash_file(slurm, tiny):
     t0 = time.monotonic()
     ids = submit(slurm, script)
     assert set(ids) == {"step1", "array", "eval"}
-    waited = slurm.wait_empty(TIMEOUT)
+    slurm.wait_empty(TIMEOUT)           # a hang guard: raises, naming the queue, if it never drains
     print(f"\n[slurm] chain (1 + 2 tasks + eval, 5 trainings) drained {time.monotonic() - t0:.1f} s after bash FILE")
     st = states(slurm, ids)
     assert set(st.values()) == {"COMPLETED"} and len(st) == 4, st
@@ -185,7 +185,6 @@ def test_whole_chain_through_bash_file(slurm, tiny):
     assert (runs / "steps_1_2_3" / "eval" / "test" / "metrics.csv").is_file()
     logs = sorted(p.name for p in (runs / "slurm-logs").iterdir())
     assert len(logs) == 4 and any("steps23" in n and n.endswith("_1.out") for n in logs)
-    assert waited < TIMEOUT
 
 
 def _run_and_stop_a_step2_task(slurm, tiny, runs, stop, *extra):
@@ -205,7 +204,8 @@ def _run_and_stop_a_step2_task(slurm, tiny, runs, stop, *extra):
     t0 = time.monotonic()
     stop(task)
     while slurm.job(task["JobId"]).get("Restarts", "0") == "0" or slurm.job(task["JobId"])["JobState"] != "RUNNING":
-        assert time.monotonic() - t0 < 120, slurm.job(task["JobId"])
+        # a hang guard (the task never runs again), not a speed limit
+        assert time.monotonic() - t0 < TIMEOUT, f"not running again after {TIMEOUT} s: {slurm.job(task['JobId'])}"
         time.sleep(0.2)
     print(f"\n[slurm] stopped task running again after {time.monotonic() - t0:.1f} s")
     slurm.wait_empty(TIMEOUT)

@@ -212,14 +212,14 @@ def test_shared_paths_must_be_absolute_and_not_node_local(tmp_path, monkeypatch)
         cluster.check_shared({"--x": ROOT_DIR / "tests"}, allow_local=False)
 
 
-def test_overall_eta_leaves_out_iterations_not_trained_here():
+def test_overall_eta_leaves_out_iterations_not_trained_here(monkeypatch):
     """A reused Step 1 counts as done in the total but not in the rate: 100 iterations trained
-    in 10 s with 400 to go is 40 s, whatever was reused."""
-    import time
+    in 10 s with 400 to go is 40 s, whatever was reused.  The clock is fixed: no assertion
+    here depends on how fast the machine is."""
+    from types import SimpleNamespace
 
-    from g2s_caffe.core.jobs.schedule import overall_line
+    from g2s_caffe.core.jobs import schedule
 
-    line = overall_line("r", 600, 1000, time.monotonic() - 10, 500)
-    assert line.startswith("r: all jobs 600/1000 it (60 %), ETA 0:00:")
-    assert 38 <= int(line.rsplit(":", 1)[1]) <= 40, line
-    assert overall_line("r", 500, 1000, time.monotonic() - 10, 500).endswith("ETA --:--")
+    monkeypatch.setattr(schedule, "time", SimpleNamespace(monotonic=lambda: 1010.0))
+    assert schedule.overall_line("r", 600, 1000, 1000.0, 500) == "r: all jobs 600/1000 it (60 %), ETA 0:00:40"
+    assert schedule.overall_line("r", 500, 1000, 1000.0, 500).endswith("ETA --:--")

@@ -26,6 +26,14 @@ ALEXNET_BLOBS = {"conv1": [(96, 3, 11, 11), (96,)], "conv2": [(256, 48, 5, 5), (
                  "conv5": [(256, 192, 3, 3), (256,)], "fc6": [(4096, 9216), (4096,)],
                  "fc7": [(4096, 4096), (4096,)], "fc8": [(1000, 4096), (1000,)]}
 IMAGENET_MEAN_BGR = (104.00698793, 116.66876762, 122.67891434)
+# The LNet solver docs/choices.md says we chose ("no solver given"), written here as literals,
+# never taken from the generator's constants (params.py).
+CHOSEN_SOLVER = {"type": "SGD", "base_lr": 1e-3, "lr_policy": "step", "gamma": 0.1, "stepsize": 20000,
+                 "max_iter": 50000, "momentum": 0.9, "weight_decay": 5e-4}
+CHOSEN_BATCH = 64
+CHOSEN_ROW_SAYS = ["SGD, base_lr 1e-3, `step` ×0.1 every 20k, 50k iterations, batch 64, momentum 0.9, "
+                   "weight decay 5e-4"]
+CELEBA_VAL_IMAGES = 19867        # the monitor split the TEST phase reads whole
 
 
 def _read(path, message):
@@ -104,15 +112,18 @@ def test_committed_lnet_files_have_alexnets_trunk_and_the_fine_tuning_head(which
     assert resp.convolution_param.weight_filler.value == pytest.approx(1 / 256)
     assert [p.lr_mult for p in resp.param] == [0]
     assert not {"gap5", "fc_attr", "loss"} & set(deploy)                        # head removed
-    from g2s_caffe.methods.lnets import params as hp
-
     s = _read(COMMITTED / f"{which}_solver.prototxt", caffe_pb2.SolverParameter())
-    want = hp.FULL_LNET_SOLVER
-    assert (s.type, s.base_lr, s.lr_policy, s.gamma, s.stepsize, s.max_iter, s.momentum, s.weight_decay) == (
-        "SGD", pytest.approx(want.base_lr), want.lr_policy, pytest.approx(want.gamma), want.stepsize,
-        want.max_iter, pytest.approx(want.momentum), pytest.approx(want.weight_decay))
+    assert {k: getattr(s, k) for k in CHOSEN_SOLVER} == pytest.approx(CHOSEN_SOLVER)
     assert s.net == f"prototxt/celeba/lnets/{which}_train_val.prototxt"
-    assert list(s.test_iter) == [int(np.ceil(19867 / want.test_batch_size))]
+    assert [l.data_param.batch_size for l in data] == [CHOSEN_BATCH, CHOSEN_BATCH]
+    assert list(s.test_iter) == [int(np.ceil(CELEBA_VAL_IMAGES / CHOSEN_BATCH))]
+
+
+def test_the_solver_literals_are_what_docs_choices_says():
+    from support import choices_row
+
+    row = choices_row("LNets", "no solver given")
+    assert all(s in row for s in CHOSEN_ROW_SAYS), row
 
 
 def test_geometry_read_from_the_committed_deploy_net_is_caffes():
