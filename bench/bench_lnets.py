@@ -72,14 +72,14 @@ def bench_lnets(variant: str, imgs, rounds: int, tmp: Path) -> dict[str, float]:
     o, s = li.LNet(path, None, shape, "lnet_o"), li.LNet(path, None, shape, "lnet_s")
     cascade = li.LNetsCascade(o, s)
     maps_o = [o.on_whole(x) for x in imgs]
-    windows = [localize.localize(m).best_window for m in maps_o]
-    maps_s = [s.on_crop(x, w)[0] for x, w in zip(imgs, windows)]
+    firsts = [localize.localize(m) for m in maps_o]
+    maps_s = [s.on_crop(x, f.window)[0] for x, f in zip(imgs, firsts)]
     return {
         "LNet_o forward (resize + net)": timed(o.on_whole, imgs, rounds),
-        "LNet_s forward (crop + net)": timed(lambda k: s.on_crop(imgs[k], windows[k]), range(len(imgs)), rounds),
-        "localization x 2 (windows, peaks, NMS)": timed(lambda k: (localize.localize(maps_o[k]),
-                                                                   localize.localize(maps_s[k])),
-                                                        range(len(imgs)), rounds),
+        "LNet_s forward (crop + net)": timed(lambda k: s.on_crop(imgs[k], firsts[k].window), range(len(imgs)), rounds),
+        "localization (mass boxes, peaks, scores)": timed(lambda k: localize.refine(localize.localize(maps_o[k]),
+                                                                                    maps_o[k], maps_s[k]),
+                                                          range(len(imgs)), rounds),
         "LNets total (cascade.face)": timed(cascade.face, imgs, rounds),
     }
 

@@ -18,7 +18,7 @@ kinds of face region (faces.py):
 Stages (each recorded in RUNS/<run>/manifest.json, a g2s_caffe.core.runs.Run of method "anet" on prep
 boxes, "lnets_anet" on LNets' faces):
   faces      (--faces lnets) LNets' face window of every image ANet trains or fits SVMs on:
-             the best window of LNet_s (lnets_anet/faces.py), RUNS/<run>/faces/<split>.csv
+             the LNets cascade's face box (lnets_anet/faces.py), RUNS/<run>/faces/<split>.csv
   data       the face regions (scheme c resized), labels, identity classes and same-person
              partners as LMDBs under RUNS/<run>/data/ (data.py)
   pretrain   `caffe train` job anet/pretrain: softmax over the train split's identities + the

@@ -1,5 +1,5 @@
 """Boxes for LNets' localization and its evaluation: continuous image coordinates
-[x1, y1, x2, y2) (a pixel j covers [j, j + 1)), IoU, greedy NMS, conversions."""
+[x1, y1, x2, y2) (a pixel j covers [j, j + 1)), IoU, conversions."""
 from __future__ import annotations
 
 import numpy as np
@@ -30,22 +30,6 @@ def iou_matrix(a, b) -> np.ndarray:
     inter = ix * iy
     union = areas(a)[:, None] + areas(b)[None, :] - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
-def nms(boxes, scores, iou_threshold: float, keep: int | None = None) -> np.ndarray:
-    """Indices kept by greedy non-maximum suppression (a box is dropped when its IoU with a
-    kept, higher-scored box exceeds ``iou_threshold``), best first, at most ``keep``.
-    Equal scores keep the earlier box."""
-    b = as_boxes(boxes)
-    s = np.asarray(scores, dtype=np.float64).reshape(-1)
-    order = np.argsort(-s, kind="stable")
-    kept: list[int] = []
-    while order.size and (keep is None or len(kept) < keep):
-        i = int(order[0])
-        kept.append(i)
-        rest = order[1:]
-        order = rest[iou_matrix(b[i:i + 1], b[rest])[0] <= iou_threshold]
-    return np.asarray(kept, dtype=np.int64)
 
 
 def clip_boxes(boxes, width: float, height: float) -> np.ndarray:

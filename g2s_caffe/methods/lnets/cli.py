@@ -10,7 +10,7 @@ Stages (each recorded in RUNS/lnets/manifest.json, a g2s_caffe.core.runs.Run of 
   whole          the raw images of the train and monitor splits (the prepared manifest's
                  sources.images) letterboxed to the input size, and the prepared labels (data.py)
   lnet_o         `caffe train` job lnets/lnet_o: the 40 (T) attribute tags on whole images
-  head_shoulder  LNet_o's best window of each image, square, resized: LNet_s's input
+  head_shoulder  LNet_o's box of each image, square and enlarged, resized: LNet_s's input
   lnet_s         `caffe train` job lnets/lnet_s: the same tags on those windows
   threshold      the face threshold from face vs background images (threshold/threshold.png)
 

@@ -7,10 +7,10 @@ RUNS/lnets/data/ (the Data sources of nets.finetune_net, re-rooted there)::
                                      square with the ImageNet mean colour), JPEG-encoded
     data/<split>/labels_lmdb         a copy of the prepared labels LMDB (image-level attribute
                                      tags: the only supervision LNets get)
-    data/<split>/head_shoulder_lmdb  LNet_s's input: LNet_o's best window on that image (no
-                                     threshold, no pruning: each training image holds one face,
-                                     §2.1) made square and resized to input_size; the window
-                                     and its score ride along in the Datum's float_data
+    data/<split>/head_shoulder_lmdb  LNet_s's input: LNet_o's box on that image (no threshold,
+                                     no pruning: each training image holds one face, §2.1) made
+                                     square, enlarged and resized to input_size; the box and
+                                     the image's score ride along in the Datum's float_data
                                      ([x1, y1, x2, y2, score] in image pixels; Caffe's Data
                                      layer ignores float_data of an encoded Datum)
 
@@ -129,13 +129,13 @@ def whole_maker(size: int, quality: int) -> Maker:
 
 # ------------------------------------------------------------------ LNet_s's input
 def head_shoulder_maker(cascade, size: int, quality: int) -> Maker:
-    """LNet_o's best window (no threshold, no pruning), square, resized to ``size``."""
+    """LNet_o's box (no threshold, no pruning), made square and enlarged, resized to ``size``."""
     from g2s_caffe.methods.lnets.infer import crop, square_box
 
     def make(key: str, img: np.ndarray):
         hs, _ = cascade.head_shoulder(img, prune=False, where=key)
-        patch, _ = crop(img, square_box(hs.best_window), size)
-        return encode_jpeg(patch, quality, key), [*hs.best_window, hs.score]
+        patch, _ = crop(img, square_box(hs.window), size)
+        return encode_jpeg(patch, quality, key), [*hs.window, hs.score]
 
     return make
 

@@ -10,8 +10,9 @@ response map over the image, and the cascade LNet_o -> LNet_s -> face window (§
 Inputs.  LNet_o sees the whole image resized so that its longer side is ``shape.input_size``
 (the scale of its letterboxed training images, ``letterbox``), not padded at test (the deploy
 net takes any size; images too small for a map are padded up with the mean colour).  LNet_s
-sees the head-shoulder window made square around its centre (``square_box``), cropped (pixels
-outside the image: the mean colour) and resized to ``input_size`` (227: the paper).  Every
+sees the head-shoulder region: LNet_o's box made square around its centre and enlarged
+(``square_box``, params.HEAD_SHOULDER_MARGIN), cropped (pixels outside the image: the mean
+colour) and resized to ``input_size`` (227: the paper).  Every
 response map carries its cells' image coordinates (localize.ResponseMap), so windows come out
 in the original image's pixels.
 """
@@ -25,11 +26,8 @@ import numpy as np
 
 from g2s_caffe.core.errors import G2SError
 from g2s_caffe.methods.lnets import params as hp
-from g2s_caffe.methods.lnets.localize import Affine, Geometry, Localization, ResponseMap, WindowParams, localize
-
-# LNet_s's input is LNet_o's window itself ("the highly responsed region ... resized to
-# 227 x 227"): no margin (a fraction of the side, per side) is added around it.
-HEAD_SHOULDER_MARGIN = 0.0
+from g2s_caffe.methods.lnets.localize import (FACE_BOX, LNET_O_BOX, Affine, BoxShape, Geometry, Localization,
+                                              ResponseMap, localize, refine)
 
 
 # ---------------------------------------------------------------- preprocessing
@@ -73,7 +71,7 @@ def letterbox(img, size: int, fill=hp.PAD_BGR) -> tuple[np.ndarray, Affine]:
     return canvas, Affine(fx, fy, -x * fx, -y * fy)
 
 
-def square_box(box, margin: float = HEAD_SHOULDER_MARGIN) -> tuple[float, float, float, float]:
+def square_box(box, margin: float = hp.HEAD_SHOULDER_MARGIN) -> tuple[float, float, float, float]:
     """The square around ``box``'s centre with side max(width, height) * (1 + 2 margin)."""
     x1, y1, x2, y2 = (float(v) for v in box)
     side = max(x2 - x1, y2 - y1, 1.0) * (1 + 2 * margin)
@@ -166,11 +164,11 @@ class LNet:
         return ResponseMap.from_net(self.values(x), self.geometry, x.shape[:2], to_image,
                                     (img.shape[1], img.shape[0]))
 
-    def on_crop(self, img, box) -> tuple[ResponseMap, np.ndarray, Affine]:
-        """LNet_s's view: ``box`` made square, cropped, resized to input_size: (map in image
-        coordinates, the patch, patch px -> image px)."""
+    def on_crop(self, img, box, margin: float = hp.HEAD_SHOULDER_MARGIN) -> tuple[ResponseMap, np.ndarray, Affine]:
+        """LNet_s's view: ``box`` made square and enlarged by ``margin``, cropped, resized to
+        input_size: (map in image coordinates, the patch, patch px -> image px)."""
         img = as_bgr(img, self.name)
-        patch, to_image = crop(img, square_box(box), self.shape.input_size)
+        patch, to_image = crop(img, square_box(box, margin), self.shape.input_size)
         resp = ResponseMap.from_net(self.values(patch), self.geometry, patch.shape[:2], to_image,
                                     (img.shape[1], img.shape[0]))
         return resp, patch, to_image
@@ -185,39 +183,58 @@ class CascadeResult:
     head_shoulder_map: ResponseMap
 
 
+def head_shoulder_rule() -> dict:
+    """The settings that make LNet_s's input region from LNet_o's map (a training image's)."""
+    from dataclasses import asdict
+
+    return {"lnet_o_box": asdict(LNET_O_BOX), "head_shoulder_margin": hp.HEAD_SHOULDER_MARGIN}
+
+
+def cascade_rule() -> dict:
+    """The settings that turn the cascade's maps into boxes and scores (for stage inputs and
+    tags: results made under other settings are redone)."""
+    from dataclasses import asdict
+
+    return {**head_shoulder_rule(), "face_box": asdict(FACE_BOX), "second_net_weight": hp.SECOND_NET_WEIGHT,
+            "score_size_exponent": hp.SCORE_SIZE_EXPONENT,
+            "peaks": [hp.DENSITY_SIGMA_CELLS, hp.PEAK_MIN_DENSITY, hp.PEAK_MIN_SEPARATION, hp.POINT_MIN_DENSITY]}
+
+
 class LNetsCascade:
-    """LNet_o -> head-shoulder window -> LNet_s -> face window (``lnet_s=None``: LNet_o alone).
+    """LNet_o -> head-shoulder region -> LNet_s -> face box (``lnet_s=None``: LNet_o alone).
 
-    ``threshold`` applies to the last stage's image score; None = every image holds a face."""
+    ``threshold`` applies to the last stage's image score; None = every image holds a face.
+    ``shapes``: how response mass becomes a box: LNet_o's alone (its box, the head-shoulder
+    region's centre), both nets' pooled (the face, localize.refine)."""
 
-    def __init__(self, lnet_o: LNet, lnet_s: LNet | None = None, params: WindowParams = WindowParams(),
-                 threshold: float | None = None):
-        self.lnet_o, self.lnet_s, self.params, self.threshold = lnet_o, lnet_s, params, threshold
+    def __init__(self, lnet_o: LNet, lnet_s: LNet | None = None, threshold: float | None = None,
+                 shapes: tuple[BoxShape, BoxShape] = (LNET_O_BOX, FACE_BOX)):
+        self.lnet_o, self.lnet_s, self.threshold, self.shapes = lnet_o, lnet_s, threshold, shapes
 
     def head_shoulder(self, img, prune: bool = False, where: str = "image") -> tuple[Localization, ResponseMap]:
-        """LNet_o's best window (no threshold: it only proposes where LNet_s looks)."""
+        """LNet_o's box (no threshold: it only proposes where LNet_s looks)."""
         resp = self.lnet_o.on_whole(img)
-        return localize(resp, self.params, None, prune, where), resp
+        return localize(resp, self.shapes[0], None, prune, where), resp
 
     def head_shoulder_crop(self, img, where: str = "image") -> tuple[np.ndarray, Localization]:
-        """LNet_s's input for a training image (each holds one face: the best window, no
-        pruning, as §2.1 trains): the square head-shoulder patch, input_size x input_size."""
+        """LNet_s's input for a training image (each holds one face: no pruning, as §2.1
+        trains): the square head-shoulder patch, input_size x input_size."""
         if self.lnet_s is None:
             raise G2SError("head_shoulder_crop needs LNet_s's shape: build the cascade with lnet_s")
         hs, _ = self.head_shoulder(img, prune=False, where=where)
-        patch, _ = crop(as_bgr(img, where), square_box(hs.best_window), self.lnet_s.shape.input_size)
+        patch, _ = crop(as_bgr(img, where), square_box(hs.window), self.lnet_s.shape.input_size)
         return patch, hs
 
     def face(self, img, prune: bool = True, where: str = "image") -> CascadeResult:
-        """Test time: LNet_o (with density-peak pruning), then LNet_s on its window; the face
-        box and score in image coordinates, "no face" below the threshold."""
+        """Test time: LNet_o (with density-peak pruning: one face per head-shoulder region),
+        then LNet_s on that region; the face box and score in image coordinates, "no face"
+        below the threshold."""
         hs, hs_map = self.head_shoulder(img, prune=prune, where=where)
         if self.lnet_s is None:
-            final = localize(hs_map, self.params, self.threshold, prune, where)
-            return CascadeResult(final, hs, hs_map, hs_map)
-        resp, _, _ = self.lnet_s.on_crop(img, hs.best_window)
-        return CascadeResult(localize(resp, self.params, self.threshold, prune, where), hs, resp, hs_map)
+            return CascadeResult(localize(hs_map, self.shapes[0], self.threshold, prune, where), hs, hs_map, hs_map)
+        resp, _, _ = self.lnet_s.on_crop(img, hs.window)
+        return CascadeResult(refine(hs, hs_map, resp, self.shapes[1], self.threshold, where), hs, resp, hs_map)
 
     def max_score(self, img, where: str = "image") -> float:
-        """An image's score for threshold selection (the last stage's best window)."""
+        """An image's score for threshold selection (the last stage's face box's)."""
         return self.face(img, where=where).face.score

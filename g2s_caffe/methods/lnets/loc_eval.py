@@ -12,7 +12,11 @@ Curves (§3.1):
   (c) recall at FPPI 0.1 vs the IoU a match needs ("overlap ratio"), IoU in IOU_GRID.
 Matching is PASCAL VOC's: within an image, detections in score order each take the unmatched
 reference box they overlap most if that IoU reaches the threshold, else they are false
-positives (a second box on the same face is one).  TPR at a fixed FPPI is the best TPR among
+positives (a second box on the same face is one).  LNets give one box per image (the face the
+cascade localized, scored by the image's score): lowering the score threshold is lowering
+the face threshold, the protocol of a detector with a threshold.  Beside the curve: the top-1
+hit rate, the share of images whose highest-scored box matches a face at IoU >= 0.5 (any
+score), with its Wilson interval.  TPR at a fixed FPPI is the best TPR among
 operating points with at most that FPPI.  Intervals: 95 % bootstrap over images (B_BOOTSTRAP
 resamples, fixed seed).  Every image is accounted for: images without any detection and images
 without a reference box (face-free: their detections are all false positives) are counted.
@@ -31,6 +35,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from g2s_caffe.core.errors import G2SError
+from g2s_caffe.core.evaluation.stats import wilson_interval
 from g2s_caffe.methods.lnets import boxes as bx
 
 ROC_IOU = 0.5                   # Fig. 7(a)(b): "ROC curves when IoU >= 0.5"
@@ -145,6 +150,19 @@ def bootstrap_tpr_at_fppi(m: Matched, fppi: float, resamples: int = B_BOOTSTRAP,
     return float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))
 
 
+def top1_hits(images: list[ImageDetections], iou_threshold: float = ROC_IOU) -> np.ndarray:
+    """Per image holding a face: whether its highest-scored box overlaps a face at
+    ``iou_threshold`` or more (an image without boxes misses)."""
+    out = []
+    for im in images:
+        refs, boxes = bx.as_boxes(im.references), bx.as_boxes(im.boxes)
+        if not len(refs):
+            continue
+        top = boxes[int(np.argmax(np.asarray(im.scores, np.float64).reshape(-1)))][None] if len(boxes) else None
+        out.append(top is not None and bx.iou_matrix(top, refs).max() >= iou_threshold)
+    return np.asarray(out, dtype=bool)
+
+
 def recall_vs_iou(images: list[ImageDetections], ious=IOU_GRID, fppi: float = RECALL_FPPI) -> np.ndarray:
     return np.array([tpr_at_fppi(roc(images, t), fppi) for t in ious])
 
@@ -171,11 +189,11 @@ def mtcnn_detector(min_face: float = MTCNN_MIN_FACE, factor: float = MTCNN_FACTO
 
 
 def lnets_detector(cascade) -> Detector:
-    """LNets (infer.LNetsCascade): the last stage's top windows after NMS, with their
-    scores, the first being the localized face (no threshold: the curve sweeps it)."""
+    """LNets (infer.LNetsCascade): one box per image, the localized face, scored by the image's
+    score (no threshold: the curve sweeps it, as the face threshold would)."""
     def detect(img):
         face = cascade.face(img).face
-        return face.detections.copy(), face.detection_scores.copy()
+        return np.array([face.window]), np.array([face.score])
 
     return detect
 
@@ -225,6 +243,11 @@ def summarize(images: list[ImageDetections], resamples: int = B_BOOTSTRAP) -> di
         lo, hi = bootstrap_tpr_at_fppi(m, f, resamples)
         out[f"tpr_at_fppi_{f:g}"] = {"value": tpr_at_fppi(curve, f), "ci95": [lo, hi]}
     out["max_tpr"] = float(curve.tpr.max())
+    hits = top1_hits(images)
+    if len(hits):
+        iv = wilson_interval(int(hits.sum()), len(hits), CONFIDENCE)
+        out["top1_hit_rate"] = {"value": float(hits.mean()), "ci95": [iv.lo, iv.hi], "images": len(hits),
+                                "iou": ROC_IOU}
     out["recall_vs_iou_at_fppi_0.1"] = {f"{t:g}": float(r) for t, r in zip(IOU_GRID, recall_vs_iou(images))}
     return out
 

@@ -2,7 +2,8 @@
 
     geometry = Geometry.from_net(deploy_net_param)        # receptive-field centres, from the layers
     resp = ResponseMap.from_net(values, geometry, (h_in, w_in), to_image, (W, H))
-    loc = localize(resp, WindowParams(), threshold=t)      # -> Localization (box or "no face")
+    loc = localize(resp, LNET_O_BOX, threshold=t)          # -> Localization (box or "no face", score)
+    face = refine(loc, resp, lnet_s_resp, FACE_BOX, t)     # the cascade: LNet_s's mass joins LNet_o's
     choice = select_threshold(face_max_scores, background_max_scores); plot_threshold(..., png)
 
 Geometry.  Each C5 cell has a receptive-field centre ``offset + stride * i`` (input pixel index),
@@ -12,19 +13,31 @@ cell represents the input pixels nearest its centre: cell i covers [e_i, e_{i+1}
 midpoints between neighbouring centres, the first and last cell reaching the image border.
 Map sizes follow Caffe's rounding (convolutions floor, pools ceil).
 
-Windows.  Every axis-aligned rectangle of whole cells with at least WINDOW_MIN_CELLS per side
-and a height/width ratio in WINDOW_ASPECT_RANGE is a candidate; its score is the sum of the
-response inside divided by (its area in cells) ** SCORE_SIZE_EXPONENT, computed exactly for all
-windows at once with an integral image (params.py says why these, and why not EdgeBox).
-The image's score is its best window's: "no face" when it is below the threshold.
+The box.  The box of the response's mass: each cell's response (above MASS_FLOOR x the
+maximum) is mass spread evenly over the image area the cell represents; the box is centred on
+the mass's centroid moved by a shift, its side a scale times twice the mass's spread (the
+geometric mean over the two axes of the root of the mass-weighted positional variance), its
+height / width the face's aspect (``BoxShape``; the constants per net in params.py, chosen on
+the val split).  Sub-cell precise, and a small hot spot inside or below the face moves it
+little.  Not the best of all grid windows by score (the rule before issue 23): that window
+sits on the map's densest part, not around the face (params.py, docs/baseline.md).
 
-Density peaks (Rodriguez & Laio 2014).  Inside the best window: rho = the response smoothed by a
-Gaussian, delta = distance to the nearest denser cell, gamma = rho * delta; peaks have large rho
-and large delta.  With two or more peaks (several faces in one window) the window is re-cropped
-around the densest peak: windows inside it are re-scored on that peak's cluster only.
+The score.  The paper's window score of the box: the response inside it divided by (its area
+in cells) ** SCORE_SIZE_EXPONENT ("no face" below the threshold).  The window set (every
+rectangle of whole cells, scored exactly at once with an integral image) stays for measuring
+the rule before.
 
-Threshold (Fig. 3(b)).  Each image is represented by its maximum window score; the threshold is
-the cut that maximizes balanced accuracy between face and background images (midpoint cuts).
+The cascade (``refine``).  LNet_o's mass and LNet_s's (in the head-shoulder region) are pooled:
+their centroids and spreads averaged, SECOND_NET_WEIGHT on LNet_s's; the face box is made from
+the pooled moments, and its score is the sum of both maps' scores of that box.
+
+Density peaks (Rodriguez & Laio 2014), at test only, on LNet_o's map: rho = the response
+smoothed by a Gaussian, delta = distance to the nearest denser cell, gamma = rho * delta; peaks
+have large rho and large delta.  With two or more peaks (several faces) the box's mass is cut
+to the densest peak's cluster ("cropping the region with the highest density").
+
+Threshold (Fig. 3(b)).  Each image is represented by its face's score; the threshold is the
+cut that maximizes balanced accuracy between face and background images (midpoint cuts).
 """
 from __future__ import annotations
 
@@ -228,14 +241,15 @@ class ResponseMap:
         return bx.clip_boxes(out, *self.image_size)
 
 
-# ---------------------------------------------------------------- windows and their scores
+# ---------------------------------------------------------------- the window set
+# Every rectangle of whole cells, scored exactly at once: the rule before issue 23 took the
+# best-scored one as the box.  Kept for what measures that rule and the window set's ceiling
+# (bench/bench_lnet_boxes.py, bench/bench_lnet_windows.py).
 @dataclass(frozen=True)
 class WindowParams:
     min_cells: int = hp.WINDOW_MIN_CELLS
     aspect_range: tuple[float, float] = hp.WINDOW_ASPECT_RANGE
     size_exponent: float = hp.SCORE_SIZE_EXPONENT
-    nms_iou: float = hp.NMS_IOU
-    nms_keep: int = hp.NMS_KEEP
 
 
 @lru_cache(maxsize=64)
@@ -333,79 +347,159 @@ def density_peaks(values, sigma: float = hp.DENSITY_SIGMA_CELLS, min_density: fl
     return DensityPeaks(rho, delta, gamma, peaks, labels)
 
 
+# ---------------------------------------------------------------- the box of the response's mass
+@dataclass(frozen=True)
+class BoxShape:
+    """How a map's response mass becomes a box (module docstring): centred on the mass's
+    centroid moved by ``shift`` (fractions of the box's width and height), its side ``scale``
+    times twice the mass's spread, height / width ``aspect``; cells below ``floor`` x the map's
+    maximum carry no mass."""
+    scale: float
+    aspect: float
+    shift: tuple[float, float] = (0.0, 0.0)
+    floor: float = hp.MASS_FLOOR
+
+    def __post_init__(self):
+        if not (self.scale > 0 and self.aspect > 0 and 0 <= self.floor < 1):
+            raise G2SError(f"box shape {self}: need scale > 0, aspect > 0 and 0 <= floor < 1")
+
+
+LNET_O_BOX = BoxShape(hp.LNET_O_BOX_SCALE, hp.FACE_BOX_ASPECT, hp.LNET_O_BOX_SHIFT)   # the face as LNet_o sees it
+FACE_BOX = BoxShape(hp.FACE_BOX_SCALE, hp.FACE_BOX_ASPECT, hp.FACE_BOX_SHIFT)   # the cascade's (both nets' mass)
+
+
+def response_mass(values, floor: float = hp.MASS_FLOOR) -> np.ndarray:
+    """Each cell's mass: its response above ``floor`` x the map's maximum (0 elsewhere)."""
+    v = np.clip(np.asarray(values, dtype=np.float64), 0, None)
+    return np.clip(v - floor * v.max(), 0, None) if v.size else v
+
+
+def mass_moments(resp: ResponseMap, mass) -> tuple[float, float, float]:
+    """(centroid x, centroid y, spread) of per-cell ``mass`` in image coordinates: each cell's
+    mass spread evenly over the image area it represents; the spread is the geometric mean over
+    the two axes of the root of the mass-weighted positional variance.  A map without mass
+    counts as uniform (its whole area's moments)."""
+    m = np.asarray(mass, dtype=np.float64)
+    if not m.sum() > 0:
+        m = np.ones(m.shape)
+    centre, spread = [], []
+    for edges, weights in ((resp.x_edges, m.sum(0)), (resp.y_edges, m.sum(1))):
+        lo, hi = edges[:-1], edges[1:]
+        w = weights * (hi - lo)                         # mass per unit length x the cell's length
+        if not w.sum() > 0:                             # cells of zero length: their midpoints
+            w = np.ones_like(w)
+        mid = (lo + hi) / 2
+        mean = float((w * mid).sum() / w.sum())
+        centre.append(mean)
+        spread.append(math.sqrt(float((w * ((mid - mean) ** 2 + (hi - lo) ** 2 / 12)).sum() / w.sum())))
+    return centre[0], centre[1], math.sqrt(spread[0] * spread[1])
+
+
+def shaped_box(cx: float, cy: float, size: float, shape: BoxShape) -> np.ndarray:
+    """(4,) box of geometric size ``shape.scale * size`` and ``shape.aspect`` about (cx, cy),
+    moved by ``shape.shift`` (fractions of its width and height); not clipped."""
+    side = shape.scale * size
+    bw, bh = side / math.sqrt(shape.aspect), side * math.sqrt(shape.aspect)
+    cx, cy = cx + shape.shift[0] * bw, cy + shape.shift[1] * bh
+    return np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2])
+
+
+def moments_box(resp: ResponseMap, moments, shape: BoxShape) -> np.ndarray:
+    """(4,) image box [x1, y1, x2, y2) of mass ``moments`` (centroid x, y, spread): ``shape``
+    about the centroid, its size twice the spread, clipped to ``resp``'s image."""
+    cx, cy, spread = moments
+    return bx.clip_boxes(shaped_box(cx, cy, 2 * spread, shape), *resp.image_size)[0]
+
+
+def mass_box(resp: ResponseMap, shape: BoxShape, mass=None) -> np.ndarray:
+    """The box of the response's mass (``mass``: per-cell weights; None = ``response_mass`` of
+    the whole map)."""
+    m = response_mass(resp.values, shape.floor) if mass is None else mass
+    return moments_box(resp, mass_moments(resp, m), shape)
+
+
+def box_score(resp: ResponseMap, box, exponent: float = hp.SCORE_SIZE_EXPONENT) -> float:
+    """The paper's window score of ``box``: the response inside it (each cell counted by the
+    share of its image area the box covers) over (the box's area in cells) ** exponent; 0 for
+    a box that covers no cell."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    share = []
+    for edges, lo, hi in ((resp.x_edges, x1, x2), (resp.y_edges, y1, y2)):
+        size = np.diff(edges)
+        inside = np.clip(np.minimum(edges[1:], hi) - np.maximum(edges[:-1], lo), 0, None)
+        share.append(np.divide(inside, size, out=np.zeros_like(size), where=size > 0))
+    cover = np.outer(share[1], share[0])
+    cells = float(cover.sum())
+    return float((np.asarray(resp.values, dtype=np.float64) * cover).sum() / cells ** exponent) if cells > 0 else 0.0
+
+
 # ---------------------------------------------------------------- localization
 @dataclass(frozen=True, eq=False)
 class Localization:
     """What one response map says.
 
-    box: the face (or head-shoulder) window in image coordinates, None for "no face".
-    score: the image's score, its best window's (compared with the threshold).
-    detections: (K, 4) boxes and (K,) scores of the top windows after NMS, best first; the
-    first is ``box`` when density peaks re-cropped it (scored boxes for the Fig. 7 curves).
-    peaks: the density peaks found in the best window (map (row, col)); pruned: whether the
-    window was re-cropped around the densest one."""
+    window: the box of the response's mass (``mass_box``), in image coordinates, whether or not
+    it passed the threshold (a training image's face); box: the same, or None for "no face".
+    score: the image's score, the window's (``box_score``), compared with the threshold.
+    moments: the mass's (centroid x, centroid y, spread) in image px (``mass_moments``) the
+    window was made from.  peaks: the density peaks of the map (map (row, col), densest
+    first); pruned: whether the mass was cut to the densest peak's cluster (several faces)."""
     box: tuple[float, float, float, float] | None
+    window: tuple[float, float, float, float]
     score: float
     is_face: bool
     threshold: float | None
-    cells: tuple[int, int, int, int]
-    detections: np.ndarray
-    detection_scores: np.ndarray
+    moments: tuple[float, float, float]
     peaks: list[tuple[int, int]] = field(default_factory=list)
     pruned: bool = False
 
-    @property
-    def best_window(self) -> tuple[float, float, float, float]:
-        """The best window whether or not it passed the threshold (a training image's face)."""
-        return tuple(float(v) for v in self.detections[0])
 
-
-def _best(values, windows, exponent: float) -> tuple[int, np.ndarray]:
-    scores = window_scores(values, windows, exponent)
-    return int(np.argmax(scores)), scores
-
-
-def prune_window(values, cells, params: WindowParams = WindowParams(),
-                 **peak_args) -> tuple[tuple[int, int, int, int], DensityPeaks]:
-    """Density-peak pruning of one window: (the re-cropped window's cells, the peaks).  With
-    fewer than two peaks the window is returned unchanged."""
-    r0, c0, r1, c1 = (int(v) for v in cells)
-    sub = np.asarray(values, dtype=np.float64)[r0:r1, c0:c1]
-    found = density_peaks(sub, **peak_args)
-    if len(found.peaks) < 2:
-        return (r0, c0, r1, c1), found
-    keep = np.where(found.labels == 0, np.clip(sub, 0, None), 0.0)   # the densest peak's cluster
-    inner = grid_windows(*sub.shape, params)
-    best, _ = _best(keep, inner, params.size_exponent)
-    a0, b0, a1, b1 = (int(v) for v in inner[best])
-    return (r0 + a0, c0 + b0, r0 + a1, c0 + b1), found
-
-
-def localize(resp: ResponseMap, params: WindowParams = WindowParams(), threshold: float | None = None,
-             prune: bool = True, where: str = "image") -> Localization:
-    """The best window of ``resp`` (its score decides face / no face against ``threshold``;
-    None = always a face: training images, which each hold one face), density-peak pruning
-    (``prune``: the test stage), and the top windows after NMS."""
+def _finite(resp: ResponseMap, where: str) -> np.ndarray:
     values = np.asarray(resp.values, dtype=np.float64)
     if not np.isfinite(values).all():
         raise G2SError(f"{where}: the response map has non-finite values (broken weights?)")
-    windows = grid_windows(*values.shape, params)
-    best, scores = _best(values, windows, params.size_exponent)
-    score = float(scores[best])
-    cells = tuple(int(v) for v in windows[best])
+    return values
+
+
+def _decided(window, score: float, threshold: float | None, moments, peaks=(), pruned: bool = False) -> Localization:
+    window = tuple(float(v) for v in window)
+    is_face = threshold is None or score >= threshold
+    return Localization(window if is_face else None, window, float(score), is_face, threshold,
+                        tuple(float(v) for v in moments), list(peaks), pruned)
+
+
+def localize(resp: ResponseMap, shape: BoxShape = LNET_O_BOX, threshold: float | None = None, prune: bool = True,
+             where: str = "image") -> Localization:
+    """The box of ``resp``'s response mass shaped by ``shape``; its score decides face / no
+    face against ``threshold`` (None = always a face: training images, which each hold one
+    face); ``prune`` (the test stage): with two or more density peaks the mass is cut to the
+    densest peak's cluster."""
+    values = _finite(resp, where)
+    mass = response_mass(values, shape.floor)
     peaks, pruned = [], False
     if prune:
-        new, found = prune_window(values, cells, params)
-        peaks = [(p[0] + cells[0], p[1] + cells[1]) for p in found.peaks]
-        pruned, cells = new != cells, new
-    boxes = resp.boxes(windows)
-    keep = bx.nms(boxes, scores, params.nms_iou, params.nms_keep)
-    det, det_scores = boxes[keep].copy(), scores[keep].copy()
-    if pruned:
-        det[0] = resp.boxes([cells])[0]
-    is_face = threshold is None or score >= threshold
-    box = tuple(float(v) for v in det[0]) if is_face else None
-    return Localization(box, score, is_face, threshold, cells, det, det_scores, peaks, pruned)
+        found = density_peaks(values)
+        peaks = found.peaks
+        if len(peaks) >= 2:
+            mass, pruned = np.where(found.labels == 0, mass, 0.0), True
+    moments = mass_moments(resp, mass)
+    window = moments_box(resp, moments, shape)
+    return _decided(window, box_score(resp, window), threshold, moments, peaks, pruned)
+
+
+def refine(first: Localization, first_map: ResponseMap, second_map: ResponseMap, shape: BoxShape = FACE_BOX,
+           threshold: float | None = None, where: str = "image") -> Localization:
+    """The cascade's face (LNet_s after LNet_o): the two maps' response masses pooled -- their
+    centroids and spreads averaged, SECOND_NET_WEIGHT on ``second_map``'s -- make the box
+    (``shape``), scored by both maps' response inside it (the sum of their ``box_score``s),
+    which decides face / no face against ``threshold``.  ``first``'s peaks and pruning are
+    kept (pruning is LNet_o's)."""
+    second = mass_moments(second_map, response_mass(_finite(second_map, where), shape.floor))
+    w = hp.SECOND_NET_WEIGHT
+    pooled = tuple((1 - w) * a + w * b for a, b in zip(first.moments, second))
+    window = moments_box(second_map, pooled, shape)
+    score = box_score(first_map, window) + box_score(second_map, window)
+    return _decided(window, score, threshold, pooled, first.peaks, first.pruned)
 
 
 # ---------------------------------------------------------------- the threshold (Fig. 3(b))
@@ -434,7 +528,7 @@ def _scores(values, what: str) -> np.ndarray:
 
 
 def select_threshold(face_scores, background_scores) -> ThresholdChoice:
-    """The cut between the two sets of maximum scores that maximizes balanced accuracy."""
+    """The cut between the two sets of image scores that maximizes balanced accuracy."""
     pos, neg = _scores(face_scores, "face-image"), _scores(background_scores, "background-image")
     u = np.unique(np.concatenate([pos, neg]))
     gap = (u[-1] - u[0]) if u.size > 1 else 1.0
@@ -450,9 +544,10 @@ def select_threshold(face_scores, background_scores) -> ThresholdChoice:
 
 
 def plot_threshold(face_scores, background_scores, choice: ThresholdChoice, png: Path,
-                   title: str = "LNets: maximum window score per image") -> Path:
-    """Fig. 3(b): histograms (percentage of images) of the face and background images'
-    maximum scores and the chosen threshold, written atomically."""
+                   title: str = "LNets: the face's score per image") -> Path:
+    """Fig. 3(b): histograms (percentage of images) of the face and background images' scores
+    (the paper's "maximum score": here the face box's) and the chosen threshold, written
+    atomically."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -468,7 +563,7 @@ def plot_threshold(face_scores, background_scores, choice: ThresholdChoice, png:
         ax.hist(s, bins=bins, weights=np.full(s.size, 100.0 / s.size), alpha=0.6, label=label, color=colour)
     ax.axvline(choice.threshold, color="k", linestyle="--",
                label=f"threshold {choice.threshold:.4g} (balanced accuracy {choice.balanced_accuracy:.3f})")
-    ax.set_xlabel("Maximum score")
+    ax.set_xlabel("Score of the face box")
     ax.set_ylabel("Percentage of images")
     ax.set_title(title)
     ax.legend(fontsize=8)

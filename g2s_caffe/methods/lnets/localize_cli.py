@@ -1,5 +1,5 @@
-"""Localize faces with a trained LNets run (g2s lnets): per image the windows, their scores and
-the chosen face (or "no face"), pictures of the averaged response maps (Fig. 3/6), and on a
+"""Localize faces with a trained LNets run (g2s lnets): per image the face box, its score (or
+"no face"), pictures of the averaged response maps (Fig. 3/6), and on a
 prepared split the localization evaluation of Fig. 7 against the dataset's face boxes, LNets
 next to our MTCNN port on the same images.
 
@@ -10,11 +10,11 @@ next to our MTCNN port on the same images.
 
 Per image (cascade LNet_o -> LNet_s, infer.LNetsCascade.face, with density-peak pruning
 and the run's face threshold): ``localizations.csv`` (face box [x1, y1, x2, y2) in image pixels
-or "no face", its score, the threshold, LNet_o's head-shoulder window) and ``windows.jsonl``
-(LNet_s's top windows after NMS with their scores, best first: the scored boxes of the Fig. 7
-curves).  ``pictures/``: for a sample (--pictures N, spread over the images) the image with the
-boxes, LNet_o's averaged C5 response over the whole image, LNet_s's over its head-shoulder
-window; ``pictures.png`` puts the sample side by side.  With --data and a face-box file
+or "no face", its score, the threshold, LNet_o's box) and ``windows.jsonl`` (the same as JSON,
+with the box whether or not it passed the threshold: one scored box per image is what the
+Fig. 7 curves sweep, loc_eval.py).  ``pictures/``: for a sample (--pictures N, spread over the
+images) the image with the boxes, LNet_o's averaged C5 response over the whole image, LNet_s's
+over its head-shoulder region; ``pictures.png`` puts the sample side by side.  With --data and a face-box file
 (CelebA's list_bbox_celeba.txt, the demo's): ``roc.csv``, ``recall_vs_iou.csv``,
 ``summary.json`` and ``loc_eval.png`` (loc_eval.py), LNets and "MTCNN (our port)" (unless
 --no-mtcnn).  Every image is accounted for: an image without a face box in the file is an error
@@ -64,11 +64,10 @@ def outputs(args) -> list[Path]:
 def record(result) -> dict:
     """What localizations.csv / windows.jsonl keep of a CascadeResult (JSON-ready)."""
     f, hs = result.face, result.head_shoulder
-    dets = [[*map(float, b), float(s)] for b, s in zip(f.detections, f.detection_scores)]
-    return {"face": list(f.box) if f.box is not None else None, "best_window": list(f.best_window),
+    return {"face": list(f.box) if f.box is not None else None, "window": list(f.window),
             "score": float(f.score), "threshold": f.threshold, "is_face": bool(f.is_face), "pruned": bool(f.pruned),
-            "peaks": len(f.peaks), "head_shoulder": list(hs.best_window), "head_shoulder_score": float(hs.score),
-            "detections": dets}
+            "peaks": len(f.peaks), "head_shoulder": list(hs.window), "head_shoulder_score": float(hs.score),
+            "detections": [[*f.window, float(f.score)]]}
 
 
 def _safe(name: str) -> str:
@@ -91,9 +90,8 @@ def picture(img: np.ndarray, result, reference=None) -> np.ndarray:
 
     f, hs = result.face, result.head_shoulder
     face_colour = (0, 0, 255) if f.is_face else (0, 165, 255)
-    plain = boxes(img.copy(), [(reference, (0, 200, 0)), (hs.best_window, (255, 255, 255)),
-                               (f.best_window, face_colour)])
-    o = boxes(render_response(img, result.head_shoulder_map), [(hs.best_window, (255, 255, 255))])
+    plain = boxes(img.copy(), [(reference, (0, 200, 0)), (hs.window, (255, 255, 255)), (f.window, face_colour)])
+    o = boxes(render_response(img, result.head_shoulder_map), [(hs.window, (255, 255, 255))])
     s = render_response(img, result.face_map)
     m = result.face_map
     if m is not result.head_shoulder_map:       # LNet_s saw only its window: dim the rest
@@ -102,7 +100,7 @@ def picture(img: np.ndarray, result, reference=None) -> np.ndarray:
         inside = np.zeros(img.shape[:2], bool)
         inside[y1:y2, x1:x2] = True
         s[~inside] = (img[~inside] * 0.4).astype(np.uint8)
-    s = boxes(s, [(f.best_window, face_colour)])
+    s = boxes(s, [(f.window, face_colour)])
     label = f"score {f.score:.3g} {'>=' if f.is_face else '<'} {f.threshold:.3g}" if f.threshold is not None \
         else f"score {f.score:.3g}"
     panels = []

@@ -136,8 +136,9 @@ class LNetSolverSettings:
 
 FULL_LNET_SOLVER = LNetSolverSettings()
 # From random init (the demo): a 10x higher start (as ANet's pre-training from random init),
-# a short schedule.  The demo runs 300 + 300 iterations (demo.Plan): the loss falls from 7.0 to
-# ~4.6 on its 10 tags, batch 32 trains at ~3.5 it/s on 2 CPU cores (docs/baseline.md, "LNets").
+# a short schedule.  The demo sets its own (demo.Plan: 1,200 + 500 iterations, x0.1 every 400):
+# LNet_o's val loss falls from 7.0 to ~2.8 on its 10 tags; batch 32 trains at ~5.5 it/s on 2 quiet
+# CPU cores (docs/baseline.md, "LNets").
 SMALL_LNET_SOLVER = LNetSolverSettings(batch_size=32, test_batch_size=32, base_lr=0.01, stepsize=300,
                                        max_iter=600, test_interval=100, snapshot=100, solver_mode="CPU")
 LNET_VARIANTS = {"full": (FULL_LNET, FULL_LNET_SOLVER), "small": (SMALL_LNET, SMALL_LNET_SOLVER)}
@@ -154,46 +155,83 @@ ALEXNET_RANDOM_WARNING = ("LNets' ImageNet pre-training replaced by RANDOM INIT 
                           "localize far worse)")
 
 # ---------------------------------------------------------------- localization (our choices)
-# Candidate windows: EVERY axis-aligned rectangle of whole C5 cells, scored exactly with an
-# integral image (not EdgeBox's 500 proposals; bench/bench_lnet_windows.py measured both,
-# docs/baseline.md).  A window covers the image area its cells represent (each cell the pixels nearest
-# its receptive-field centre).
-WINDOW_MIN_CELLS = 2            # no 1-cell windows: a single conv5 position is noise-prone,
-                                # and 2 cells (32 px at the 227 scale) is below any face we
-                                # localize (CelebA faces are >= ~1/5 of the image side)
-WINDOW_ASPECT_RANGE = (0.5, 2.0)   # height / width in cells: faces (CelebA boxes ~1.3) and
-                                   # head-shoulders (wider than tall) both fit
-# Score = sum of the response inside / (window area in cells) ** SCORE_SIZE_EXPONENT.  The
-# paper: "sums over its response values normalized by its window size".  Read as the area
-# (exponent 1, the mean), the best window is the smallest one around the peak for any map
-# (inside a uniform blob every sub-window has the same mean), so the window set alone would
-# set the box size.  Normalising by the window's linear size sqrt(area) (exponent 1/2) has a
-# unique best window on a uniform blob: the blob itself (inside it the score grows as
-# sqrt(area), outside it falls); tests/methods/lnets/test_localize.py checks this.
+# The window set (what the box was chosen from before issue 23, kept for measuring that rule):
+# EVERY axis-aligned rectangle of whole C5 cells, scored exactly with an integral image (not
+# EdgeBox's 500 proposals; bench/bench_lnet_windows.py measured both, docs/baseline.md).  A
+# window covers the image area its cells represent (each cell the pixels nearest its
+# receptive-field centre).
+WINDOW_MIN_CELLS = 2            # no 1-cell windows: a single conv5 position is noise-prone
+WINDOW_ASPECT_RANGE = (0.5, 2.0)   # height / width in cells: faces and head-shoulders both fit
+# A window's score (the box's: the image's score, what the face threshold cuts, Fig. 3(b)) =
+# the response inside / (its area in cells) ** SCORE_SIZE_EXPONENT.  The paper: "sums over its
+# response values normalized by its window size".  Read as the area (exponent 1, the mean),
+# the best window of a map is the smallest one around its peak (inside a uniform blob every
+# sub-window has the same mean); by the linear size sqrt(area) the best window of a uniform
+# blob is the blob itself (tests/methods/lnets/test_localize.py).  On the box it also ranked
+# hit above missed faces better than the best window's score did (docs/choices.md).
 SCORE_SIZE_EXPONENT = 0.5
-# Several windows per image (for the Fig. 7 curves and for the density-peak step): greedy NMS
-# over all windows, IoU > NMS_IOU suppressed (the common face-detection setting), top
-# NMS_KEEP windows kept.
-NMS_IOU = 0.3
-NMS_KEEP = 10
+
+# The box (localize.mass_box): NOT the best-scored window.  That window sits on the map's
+# densest part -- a strip across the eyes, the mask, the beard -- not around the face
+# (docs/baseline.md, "From response map to face box": on the demo's val split LNet_s's reached
+# IoU >= 0.5 with the face on 22 % of the images while the window set held such a window for
+# all of them).  The box is the response's mass instead: centred on its centroid, its side
+# proportional to its spread (the root of the mass-weighted positional variance), shaped like a
+# face; a small hot spot inside or below the face moves the centroid a little and the spread
+# hardly at all.  Chosen on the demo's val split (never test) against the alternatives
+# (windows limited to face shapes and sizes, inside-vs-ring and mass-coverage scores):
+# bench/bench_lnet_boxes.py, docs/choices.md.
+MASS_FLOOR = 0.0                # every cell's response is mass: the whole map's mass located the
+                                # face best on val (a floor of 10-30 % of the maximum, i.e. the
+                                # hot region only, lost up to 17 points on LNet_o's map and
+                                # 19-43 on LNet_s's: the maps are broad and noisy)
+FACE_BOX_ASPECT = 1.33          # height / width: the median of the demo's val boxes (1.12-1.40;
+                                # CelebA's first box, 226 x 313, is 1.38; the bench prints a
+                                # split's own)
+# Box side = scale x 2 x spread, centre moved by shift (fractions of the box's width, height):
+# LNet_o's box from its mass alone, the face from both nets' pooled mass (below).  Fitted on
+# the demo's val boxes (bench/bench_lnet_boxes.py, 2026-12-03): LNet_o's on its 800-iteration
+# net (before LNet_s was trained on the regions it gives; on 1,200 iterations the fit is
+# 1.0, (0.1, -0.1), within a point), the face's on the demo's 1,200 + 500 nets.  How far the
+# mass spreads beyond the face depends on what the nets learned (hats above, ties below): for
+# other nets (the full variant, CelebA) rerun the bench on their val split.
+LNET_O_BOX_SCALE, LNET_O_BOX_SHIFT = 1.1, (0.0, -0.1)
+FACE_BOX_SCALE, FACE_BOX_SHIFT = 0.9, (0.1, -0.1)
+# LNet_s's input: LNet_o's box made square and enlarged by this fraction of its side on each
+# side ("the head-shoulder region"): the face takes half of LNet_s's input, about what
+# LNet_o's best-scored window gave before (median 1.9 face widths).  (1.0, the face a third of
+# the input like in LNet_o's, left LNet_s's own box far worse on val: 42 % hits.)
+HEAD_SHOULDER_MARGIN = 0.5
+# The cascade's face: the two nets' masses pooled, this weight on LNet_s's centroid and spread
+# (localize.refine).  On the demo's val split (2-fold) LNet_s's mass alone placed fewer faces
+# than LNet_o's after 150 iterations (60 % vs 78 %: at 163 px every C5 cell of LNet_s sees its
+# whole input, where the attributes' evidence -- hat, tie, earrings, eyes -- is everywhere) and
+# as many after 500 (77 %); pooled at 0.5, 77 % and 82.5 % (0.25: 80 %, 0.75: 77 %).  0 would
+# drop LNet_s's say, 1 would be LNet_s alone.
+SECOND_NET_WEIGHT = 0.5
 
 # ---------------------------------------------------------------- density peaks (our choices)
-# Rodriguez & Laio 2014 on the response map inside the best window: density rho = the
-# response smoothed by a Gaussian (their Gaussian-kernel density, each cell weighted by its
-# response), delta = distance (cells) to the nearest cell of higher rho.  A peak has
-# rho >= PEAK_MIN_DENSITY * max rho and delta >= PEAK_MIN_SEPARATION; with two or more peaks
-# the window is re-cropped: windows inside it are re-scored on the cells of the densest peak's
-# cluster (R&L's assignment: each cell joins its nearest denser cell's cluster).
+# Rodriguez & Laio 2014 on LNet_o's map (test stage only: "multiple faces ... within a single
+# window" is the head-shoulder window LNet_s would see): density rho = the response smoothed by
+# a Gaussian (their Gaussian-kernel density, each cell weighted by its response), delta =
+# distance (cells) to the nearest cell of higher rho.  A peak has rho >= PEAK_MIN_DENSITY *
+# max rho and delta >= PEAK_MIN_SEPARATION; with two or more peaks (several faces) LNet_o's
+# box is made from the densest peak's cluster alone (R&L's assignment: each cell joins its
+# nearest denser cell's cluster), so LNet_s sees one face.  Not on LNet_s's map: inside one
+# face its response has several maxima (forehead, mouth; docs/baseline.md).
 DENSITY_SIGMA_CELLS = 1.0       # one cell (16 px at 227): merges maxima inside one face
-PEAK_MIN_DENSITY = 0.35         # a second face must respond at >= 35 % of the strongest
-PEAK_MIN_SEPARATION = 3.0       # cells (48 px at 227): faces side by side are further apart
-                                # than this in LNet_s's input; maxima within one face, after
-                                # the smoothing above, are not
+# Chosen on the demo's val split (one face per image, so every cut there is a wrong one;
+# bench/bench_lnet_boxes.py, the demo's LNets): at 0.35 / 3 cells 11 % of LNet_o's maps were
+# cut (and 75 % of LNet_s's), costing 7 points of hits; at 0.8 / 5 cells 0.8 %.
+PEAK_MIN_DENSITY = 0.8          # a second face responds almost as strongly as the first; a
+                                # hat or a tie below the face responds less
+PEAK_MIN_SEPARATION = 5.0       # cells (80 px at 16 px per cell): apart further than the
+                                # maxima of one face and what it wears (hat, tie)
 POINT_MIN_DENSITY = 0.05        # cells below 5 % of max rho are background: not clustered
                                 # (the paper: the averaged C5 map "is sparse")
 
 # ---------------------------------------------------------------- the face threshold (our choices)
-# Each image is represented by its maximum window score; the threshold is the cut point that
+# Each image is represented by its face's score; the threshold is the cut point that
 # maximises balanced accuracy (mean of the face and background hit rates) between the two
 # score sets: the midpoint between adjacent scores, so on a separable set it is the middle of
 # the gap (the "decision boundary" of Fig. 3(b)).  Ties: the middle one of the best cuts.

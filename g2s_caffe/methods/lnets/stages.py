@@ -7,8 +7,8 @@ and its outputs are still there, and a stage interrupted half-way resumes from i
 outputs (LMDB commits, score chunks).
 
   whole          LNet_o's letterboxed whole images + the labels, train and monitor splits
-  head_shoulder  LNet_s's input: LNet_o's best window of each image (needs lnets/lnet_o done)
-  threshold      the face threshold (Fig. 3(b)): each image's maximum window score through the
+  head_shoulder  LNet_s's input: LNet_o's box of each image, squared and enlarged (needs lnets/lnet_o done)
+  threshold      the face threshold (Fig. 3(b)): each image's face score through the
                  cascade, face images (a split's own, default val) vs background images
                  (crops of them away from the labelled face + face-free registry photos); the
                  cut maximizing balanced accuracy; the histogram PNG
@@ -86,7 +86,10 @@ def cascade_of(run: Run, with_threshold: bool = True, stages_only: tuple[str, ..
 
 def cascade_identity(run: Run) -> dict:
     """What a cascade's answers depend on (for tags of results computed with it)."""
+    from g2s_caffe.methods.lnets.infer import cascade_rule
+
     out = {w: final_weights(run, j)[1] for w, j in (("lnet_o", LNET_O), ("lnet_s", LNET_S))}
+    out["rule"] = cascade_rule()
     t = run.stages.get(THRESHOLD_DIR) or {}
     out["threshold"] = t.get("threshold")
     return out
@@ -117,14 +120,15 @@ def whole_stage(run: Run, req, raw: RawImages) -> Run:
 
 # ------------------------------------------------------------------ head-shoulder windows
 def head_shoulder_stage(run: Run, req, raw: RawImages) -> Run:
-    from g2s_caffe.methods.lnets.infer import LNetsCascade
+    from g2s_caffe.methods.lnets.infer import LNetsCascade, head_shoulder_rule
 
     shape = shape_of(run)
     quality = int(req.data.manifest.get("jpeg_quality", 95))
     weights, sha = final_weights(run, LNET_O)
     splits = _splits(req)
     inputs = {"prepared": _prepared(req.data, splits), "images": raw.identity(), "size": shape.input_size,
-              "jpeg_quality": quality, "lnet_o": sha, "window": "best window, no threshold, no pruning"}
+              "jpeg_quality": quality, "lnet_o": sha,
+              "window": {"rule": "LNet_o's box, no threshold, no pruning, square, enlarged", **head_shoulder_rule()}}
     stage = Stage(run, "head_shoulder", inputs, "head-shoulder stage")
     if stage.kept():
         return run
@@ -232,7 +236,7 @@ def threshold_stage(run: Run, req, raw: RawImages) -> Run:
                        "threshold.registry_photos is off; turn it on (--set threshold.registry_photos=true)")
     choice = lz.select_threshold(faces, bgs)
     png = lz.plot_threshold(faces, bgs, choice, folder / "threshold.png",
-                            title=f"LNets ({run.dataset}): maximum window score per image")
+                            title=f"LNets ({run.dataset}): the face's score per image")
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["image", "kind", "score", "above_threshold"])

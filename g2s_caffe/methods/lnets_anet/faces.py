@@ -8,12 +8,12 @@ prepared image size, JPEG-encoded at the prepared quality, then resized to R lik
 crop (anet.faces.region_jpeg).  So the two runs see their regions through the same pixel path; only
 the box differs.  Which window (``window_record``):
 
-* training images (ANet's train split, the fine-tuning monitor split, the SVM split): the
-  highest-scoring window of LNet_s, without pruning (§2.1: "each training image only contains
-  one single face, we localize a face region using the window with the largest score");
-* test images: the cascade with density-peak pruning; when the window's score is below the
-  face threshold ("no face") the rule is: the attributes are still predicted from that best
-  window, the image is flagged ``no_face`` in faces.csv and counted in the evaluation's report
+* training images (ANet's train split, the fine-tuning monitor split, the SVM split): LNet_s's
+  face box (localize.mass_box), without pruning (§2.1: "each training image only contains one
+  single face", so there is nothing to prune);
+* test images: the cascade with density-peak pruning; when the image's score is below the
+  face threshold ("no face") the rule is: the attributes are still predicted from that face
+  box, the image is flagged ``no_face`` in faces.csv and counted in the evaluation's report
   (docs/choices.md).  A test image of a face dataset holds a face by construction, so "no face" there
   is a localization miss, and dropping it would flatter the accuracy; `g2s predict` on new
   photos, where "no face" may be true, answers "no face" instead.
@@ -39,15 +39,15 @@ RUN_NAME = "lnets_anet"
 FACES_DIR = "faces"
 FACES_FILE = "faces.csv"      # beside an evaluated split's results
 CSV_FIELDS = ["key", "x1", "y1", "x2", "y2", "score", "threshold", "no_face", "pruned", "rule"]
-TRAIN_RULE = "best window (training image: no pruning)"
-TEST_RULE = "cascade with pruning; below the threshold: best window anyway, flagged no_face"
+TRAIN_RULE = "face box (training image: no pruning)"
+TEST_RULE = "cascade with pruning; below the threshold: the face box anyway, flagged no_face"
 
 
 # ------------------------------------------------------------------ one window
 def window_record(cascade, img: np.ndarray, test: bool, where: str) -> dict:
     """The face window ANet reads for one image (module docstring) and what LNets said."""
     r = cascade.face(img, prune=test, where=where).face
-    return {"box": [float(v) for v in r.best_window], "score": float(r.score), "threshold": r.threshold,
+    return {"box": [float(v) for v in r.window], "score": float(r.score), "threshold": r.threshold,
             "no_face": not r.is_face, "pruned": bool(r.pruned), "rule": TEST_RULE if test else TRAIN_RULE}
 
 
@@ -134,9 +134,11 @@ def lnets_run(path: Path):
 
 
 def lnets_weights(path: Path) -> dict:
-    """The sha256 of the LNets run's final weights, as its manifest records them: the windows
-    ANet trains on follow from them (the threshold only flags "no face")."""
+    """The sha256 of the LNets run's final weights, as its manifest records them, and the
+    settings that turn their maps into boxes: the windows ANet trains on follow from them (the
+    threshold only flags "no face")."""
+    from g2s_caffe.methods.lnets.infer import cascade_rule
     from g2s_caffe.methods.lnets.job_hooks import LNET_O, LNET_S
 
     run = lnets_run(path)
-    return {jid: run.job(jid).final.sha256 for jid in (LNET_O, LNET_S)}
+    return {**{jid: run.job(jid).final.sha256 for jid in (LNET_O, LNET_S)}, "rule": cascade_rule()}

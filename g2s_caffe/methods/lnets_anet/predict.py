@@ -67,14 +67,14 @@ def predict_run(args, run: Run) -> int:
             print(f"  face box [{', '.join(f'{v:.0f}' for v in found.box)}] (x1, y1, x2, y2 px; LNets score "
                   f"{found.score:.4g} >= face threshold {found.threshold:.4g})")
         else:
-            print(f"  (LNets: best window score {found.score:.4g} < face threshold {found.threshold:.4g})")
+            print(f"  (LNets: face score {found.score:.4g} < face threshold {found.threshold:.4g})")
         doc = {"image": str(path), "run": run.run, "method": "LNets+ANet (end to end)",
                "face_threshold": found.threshold, "score": found.score, "threshold": 0.5,
                "faces": [p.to_json() for p in preds],
                "probability": "sigmoid of the mean SVM score over the patches; not a calibrated probability"}
         if not preds:
-            doc["note"] = "no face: LNets' best window scores below the face threshold"
-            doc["best_window"] = [float(v) for v in found.best_window]
+            doc["note"] = "no face: LNets' face box scores below the face threshold"
+            doc["window"] = [float(v) for v in found.window]
         out = Path(args.out)
         files = [write_atomic(out / f"{path.stem}.json", json.dumps(doc, indent=2) + "\n"),
                  annotate(img, preds, out / f"{path.stem}_annotated.png", f"{path.name} ({run.run})")]

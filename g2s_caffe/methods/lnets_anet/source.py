@@ -57,9 +57,9 @@ class LNetsFaces(FaceSource):
             outputs[split] = {"path": run.rel(out), "sha256": sha256_file(out)}
             no_face[split] = int(sum(r["no_face"] for r in recs))
             print(f"{run.run}: LNets faces of {split}: {len(keys)} images, {no_face[split]} below the face threshold "
-                  "(their best window is used: each training image holds one face, §2.1)")
+                  "(their face box is used: each training image holds one face, §2.1)")
         return stage.done(outputs=outputs, below_threshold=no_face,
-                          rule="training images: LNet_s's best window, no pruning")
+                          rule="training images: LNet_s's face box, no pruning")
 
     def stage_inputs(self, run: Run, split: str) -> dict:
         return {"faces": LNETS, "windows": (run.stages.get("faces") or {}).get("outputs", {}).get(split)}
@@ -100,7 +100,7 @@ class LNetsFaces(FaceSource):
 
     def eval_summary(self, run: Run, result, out_dir: Path) -> dict:
         """"No face" images counted, and the mean accuracy on each part (the module's rule:
-        they are predicted from the best window)."""
+        they are predicted from the face box)."""
         from g2s_caffe.core.evaluation import metrics
 
         with open(Path(out_dir) / FACES_FILE, newline="") as f:
@@ -115,7 +115,7 @@ class LNetsFaces(FaceSource):
                  "lnets_run": run.config.get("lnets")}
         pct = lambda v: "-" if v is None else f"{v:.2f} %"
         print(f"{run.run}: LNets found no face (score below the threshold) in {faces['no_face']} of "
-              f"{faces['images']} {result.split} images; they are predicted from the best window (the no-face rule, docs/choices.md), mean "
+              f"{faces['images']} {result.split} images; they are predicted from the face box (the no-face rule, docs/choices.md), mean "
               f"accuracy there {pct(faces['mean_accuracy_no_face'])} vs {pct(faces['mean_accuracy_face'])} on the "
               f"others ({Path(out_dir) / FACES_FILE})")
         return faces

@@ -380,4 +380,84 @@ def test_face_free_photo_ends_in_no_face_never_a_crash(tmp_path):
         r = li.LNetsCascade(o, s, threshold=choice.threshold).face(img)
         assert r.face.box is None and r.face.score == 0.0 and not r.face.is_face
     patch, hs = li.LNetsCascade(o, s).head_shoulder_crop(coffee)        # training images: always a window
-    assert patch.shape == (163, 163, 3) and len(hs.best_window) == 4
+    assert patch.shape == (163, 163, 3) and len(hs.window) == 4
+
+
+def _brightness_lnet(path: Path, name: str):
+    """A small LNet whose averaged C5 map is the image's brightness above the mean colour:
+    conv1 averages each 11 x 11 patch over the three channels, conv2..conv5 pass their input
+    channel through at the kernel's centre (within AlexNet's groups), the ReLUs keep what is
+    brighter than the mean (the mean colour is 0 after the mean subtraction)."""
+    from g2s_caffe.methods.lnets import infer as li
+    from g2s_caffe.methods.lnets import params as hp
+
+    lnet = li.LNet(path, None, hp.SMALL_LNET, name)
+    for i in range(1, hp.CONV_LAYERS + 1):
+        w, b = lnet.net.params[f"conv{i}"]
+        w.data[...], b.data[...] = 0.0, 0.0
+        out, per_group, k = w.data.shape[0], w.data.shape[1], w.data.shape[2]
+        if i == 1:
+            w.data[...] = 1.0 / w.data[0].size
+            continue
+        groups = hp.CONV_GROUPS[i - 1]
+        for o in range(out):
+            w.data[o, (o % (out // groups)) % per_group, k // 2, k // 2] = 1.0
+    return lnet
+
+
+def _scene(k: float, tie: bool):
+    """A 250 x 330 portrait image (times k): a face-shaped region 60 levels brighter than the
+    mean colour around it, and below it a small tie at full white; (image, face box, tie box)."""
+    import cv2
+
+    from g2s_caffe.methods.lnets import params as hp
+
+    img = np.empty((330, 250, 3), np.uint8)
+    img[:] = hp.PAD_BGR
+    face, tie_box = np.array([70.0, 60.0, 160.0, 180.0]), np.array([105.0, 185.0, 125.0, 215.0])
+    img[60:180, 70:160] = np.clip(np.asarray(hp.PAD_BGR) + 60, 0, 255)
+    if tie:
+        img[185:215, 105:125] = 255
+    if k != 1:
+        img = cv2.resize(img, (round(250 * k), round(330 * k)), interpolation=cv2.INTER_NEAREST)
+    return img, face * k, tie_box * k
+
+
+def test_face_box_through_the_whole_cascade_maps_back_to_the_image(tmp_path):
+    """Issue 23's known answer through `infer` with real Caffe: LNet_o sees the whole image
+    resized (its longer side to the input size), LNet_s the square head-shoulder region around
+    LNet_o's box, and the face box comes back in the image's pixels: centred on the face-shaped
+    region (to 0.15 of a cell of each map), the same box for the image shown 1.5x larger (times 1.5),
+    and a small, much brighter tie below the face moves it a little, never onto the tie.  (The
+    brightness net's max pools widen a bright region by about a cell, so the box's size is
+    the net's: only its centre and its scaling are known.)"""
+    from g2s_caffe.methods.lnets import infer as li
+    from g2s_caffe.methods.lnets import localize as lz
+    from g2s_caffe.methods.lnets import nets as lnet_nets
+    from g2s_caffe.methods.lnets import params as hp
+    from g2s_caffe.methods.lnets.boxes import iou_matrix
+
+    path = _write(tmp_path, lnet_nets.deploy_net(hp.SMALL_LNET), "deploy")
+    shape = lz.BoxShape(1.0, 120 / 90)
+    cascade = li.LNetsCascade(_brightness_lnet(path, "lnet_o"), _brightness_lnet(path, "lnet_s"),
+                              shapes=(shape, shape))
+    centre = lambda b: (np.asarray(b[:2]) + np.asarray(b[2:])) / 2
+    boxes = {}
+    for k in (1.0, 1.5):
+        img, face, _ = _scene(k, tie=False)
+        result = cascade.face(img)
+        boxes[k] = np.array(result.face.box)
+        for box, m in ((result.head_shoulder.window, result.head_shoulder_map), (boxes[k], result.face_map)):
+            cell = np.median(np.diff(m.x_edges))                     # in image px (LNet_s's ~38 at k = 1)
+            assert np.allclose(centre(box), centre(face), atol=0.15 * cell)
+        m = result.face_map                                          # LNet_s's region holds the face
+        assert m.x_edges[0] < face[0] and m.x_edges[-1] > face[2] and m.y_edges[0] < face[1] and m.y_edges[-1] > face[3]
+    assert np.allclose(boxes[1.5], 1.5 * boxes[1.0], atol=3.0)
+    img, face, tie = _scene(1.0, tie=True)
+    result = cascade.face(img)
+    m = result.face_map
+    hottest = np.unravel_index(np.argmax(m.values), m.values.shape)
+    assert m.y_edges[hottest[0]] >= face[3] - 0.5 * (m.y_edges[1] - m.y_edges[0])   # the tie is the map's peak ...
+    got = np.array([result.face.box])
+    assert iou_matrix(got, face[None])[0, 0] >= 0.5 and iou_matrix(got, tie[None])[0, 0] < 0.05   # ... not the box
+    assert abs(centre(got[0])[1] - centre(face)[1]) < 0.2 * (face[3] - face[1])
