@@ -11,6 +11,8 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${G2S_VENV:-$ROOT/.venv}
+# Debian's own Python runs the build scripts too: a newer python3 first on PATH would hide
+# what a fresh Debian 12 (3.11.2) lacks.
 PY_SYS=${G2S_SYSTEM_PYTHON:-/usr/bin/python3}
 t0=$(date +%s)
 log() { printf '[setup] %s\n' "$*"; }
@@ -50,7 +52,7 @@ else
 fi
 
 # ---- 3. Caffe -----------------------------------------------------------------------
-python3 "$ROOT/tools/caffe/build_caffe.py" --variant cpu --python "$VENV/bin/python" --venv "$VENV" \
+"$PY_SYS" "$ROOT/tools/caffe/build_caffe.py" --variant cpu --python "$VENV/bin/python" --venv "$VENV" \
   ${G2S_CAFFE_ARGS:-}
 
 # ---- 4. registry assets -------------------------------------------------------------
@@ -59,7 +61,7 @@ if [ -f "$ROOT/data_prep/assets.py" ]; then
 fi
 
 # ---- 5. Slurm kit for the tests (unpacked, not installed: no services, no /etc changes) ----
-if ! python3 "$ROOT/tools/slurm/fetch_slurm.py"; then
+if ! "$PY_SYS" "$ROOT/tools/slurm/fetch_slurm.py"; then
   if [ "${CI:-}" = true ]; then exit 1; fi
   log "warning: no Slurm kit; tests/test_slurm.py will be skipped (see the error above)"
 fi

@@ -233,11 +233,25 @@ def run_logged(cmd: list[str], log, cwd: Path | None = None, env: dict | None = 
         raise BuildError(f"`{' '.join(cmd)}` failed (exit {rc}); full log: {log.name}")
 
 
+def extract_tar(archive: Path, dest: Path) -> None:
+    """Unpack a source tarball: regular files, folders and links inside ``dest`` only.
+    ``extractall(filter=...)`` came with Python 3.11.4; Debian 12's python3 is 3.11.2."""
+    with tarfile.open(archive) as tf:
+        if hasattr(tarfile, "data_filter"):
+            tf.extractall(dest, filter="data")
+            return
+        for m in tf.getmembers():
+            target = os.path.normpath(os.path.join(dest, m.name))
+            if os.path.isabs(m.name) or not target.startswith(str(dest) + os.sep) \
+                    or not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
+                raise BuildError(f"{archive.name}: refusing member {m.name!r} (outside the tree or not a file)")
+        tf.extractall(dest)
+
+
 def unpack_and_patch(files: dict[str, Path], src: Path, patches: list[Path], log) -> None:
     src.mkdir(parents=True)
     for name in SOURCE_FILES:  # orig first, then debian/ on top
-        with tarfile.open(files[name]) as tf:
-            tf.extractall(src, filter="data")
+        extract_tar(files[name], src)
     series = src / "debian" / "patches" / "series"
     debian = [l.strip() for l in series.read_text().splitlines() if l.strip() and not l.startswith("#")]
     for p in [src / "debian" / "patches" / n for n in debian] + patches:
