@@ -3,11 +3,15 @@
 VENV ?= .venv
 PY   := $(VENV)/bin/python
 
-.PHONY: setup test demo bench prototxt lint clean-demo gpu-kit
+.PHONY: setup setup-tests test demo bench prototxt lint clean-demo gpu-kit docker-cuda
 setup:
 	@tools/setup.sh
 
-test: setup
+# The set-up plus what only the tests use (tools/test-packages.txt: a Docker engine, mmdebstrap).
+setup-tests:
+	@G2S_SETUP_FOR_TESTS=1 tools/setup.sh
+
+test: setup-tests
 	$(PY) -m pytest -q tests
 
 demo: setup
