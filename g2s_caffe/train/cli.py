@@ -177,6 +177,9 @@ def run(args) -> int:
         print(f"WARNING: {prepare.RANDOM_WARNING}")
     if args.emit:
         return _emit(args, runs, selections, cfg, gpus)
+    if gpus:
+        from ..device import require_gpus
+        require_gpus(gpus, "--gpus")
     status = 0
     for r, ids in zip(runs, selections):
         print(f"{r.run}: {len(ids)} job(s) -> {r.root}")
