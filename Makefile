@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY   := $(VENV)/bin/python
 
-.PHONY: setup setup-tests test demo bench prototxt lint clean-demo gpu-kit docker-cuda
+.PHONY: setup setup-tests test test-cuda-image demo bench prototxt lint clean-demo gpu-kit
 setup:
 	@tools/setup.sh
 
@@ -13,6 +13,11 @@ setup-tests:
 
 test: setup-tests
 	$(PY) -m pytest -q tests
+
+# Opt-in, not in CI (about an hour on 2 cores): the CUDA image built by a test engine for sm_90
+# and checked without a GPU (docs/docker.md).  `G2S_TEST_CUDA_IMAGE=1 make test` adds it to the rest.
+test-cuda-image: setup-tests
+	G2S_TEST_CUDA_IMAGE=1 $(PY) -m pytest -q -s tests/test_docker_lanes.py -k cuda_image
 
 demo: setup
 	$(VENV)/bin/g2s demo

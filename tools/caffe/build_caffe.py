@@ -230,7 +230,10 @@ def run_logged(cmd: list[str], log, cwd: Path | None = None, env: dict | None = 
     if progress:
         print()
     if rc != 0:
-        raise BuildError(f"`{' '.join(cmd)}` failed (exit {rc}); full log: {log.name}")
+        log.flush()
+        # The log's end says why; in a `docker build` the log itself is gone with the layer.
+        tail = "\n".join(Path(log.name).read_text(errors="replace").splitlines()[-25:])
+        raise BuildError(f"`{' '.join(cmd)}` failed (exit {rc}); full log: {log.name}; its end:\n{tail}")
 
 
 def extract_tar(archive: Path, dest: Path) -> None:

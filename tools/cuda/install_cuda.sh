@@ -25,10 +25,16 @@ if [ "${VERSION_CODENAME:-}" != bookworm ]; then
   exit 1
 fi
 
-# Debian's CUDA packages are in non-free (the image's own sources name main only).
-mirror=$(python3 -c "import sys; sys.path.insert(0, '$HERE/..'); import debian_apt; print(debian_apt.mirror_from_system())")
-echo "deb $mirror bookworm non-free" > /etc/apt/sources.list.d/g2s-non-free.list
-echo "deb $mirror bookworm-updates non-free" >> /etc/apt/sources.list.d/g2s-non-free.list
+# Debian's CUDA packages are in non-free, and what they pull in (the driver's user-space
+# libraries and their helpers) in non-free and contrib of the same three suites; the image's own
+# sources name main only.
+read -r mirror security < <(python3 -c "import sys; sys.path.insert(0, '$HERE/..'); import debian_apt as d; \
+print(d.mirror_from_system(), d.security_mirror_from_system())")
+cat > /etc/apt/sources.list.d/g2s-non-free.list <<EOF
+deb $mirror bookworm contrib non-free
+deb $mirror bookworm-updates contrib non-free
+deb $security bookworm-security contrib non-free
+EOF
 # The toolkit depends on the driver's user-space libraries (libcuda1, libnvidia-ml1), which
 # must come from the host's driver at run time (the NVIDIA Container Toolkit mounts them):
 # their files are not unpacked, as in NVIDIA's own CUDA images.

