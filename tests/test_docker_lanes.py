@@ -170,7 +170,7 @@ def reviewer_dirs(cpu_image, tmp_path_factory):
 def chain(reviewer_dirs):
     engine, root, env = reviewer_dirs
     t0 = time.monotonic()
-    r = ok(compose(engine, "up", "compare", files=CPU_FILES, env=env, timeout=3600))
+    r = ok(compose(engine, "up", "--attach-dependencies", "compare", files=CPU_FILES, env=env, timeout=3600))
     print(f"\n[docker] chain up compare: {time.monotonic() - t0:.0f} s")
     return engine, root, env, r
 
@@ -194,7 +194,7 @@ def test_rerun_retrains_nothing(chain):
     runs = root / "runs" / "celeba"
     before = sha256s(runs, "*.caffemodel") | sha256s(root / "work", "*.mdb")
     t0 = time.monotonic()
-    ok(compose(engine, "up", "compare", files=CPU_FILES, env=env))
+    ok(compose(engine, "up", "--attach-dependencies", "compare", files=CPU_FILES, env=env))
     print(f"\n[docker] chain rerun: {time.monotonic() - t0:.0f} s")
     after = sha256s(runs, "*.caffemodel") | sha256s(root / "work", "*.mdb")
     assert before == after
@@ -217,7 +217,7 @@ def test_a_failing_stage_stops_the_chain_with_its_error(reviewer_dirs, tmp_path)
     fail = tmp_path / "train-needs-vgg-face.yaml"
     fail.write_text("services:\n  train:\n    environment:\n      G2S_ARGS: --variant small\n")
     env = env | {"G2S_RUNS": str(owned_dir(tmp_path / "runs"))}
-    r = compose(engine, "up", "compare", files=(*CPU_FILES, fail), env=env)
+    r = compose(engine, "up", "--attach-dependencies", "compare", files=(*CPU_FILES, fail), env=env)
     out = r.stdout + r.stderr
     assert r.returncode != 0, out[-3000:]
     errors = [ln for ln in out.splitlines() if re.match(r"^train-1\s+\|.*error", ln)]

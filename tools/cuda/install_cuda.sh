@@ -2,7 +2,7 @@
 # CUDA for the CUDA image (docker/Dockerfile), on Debian 12 where no CUDA base image can be
 # pulled: Debian's own CUDA 11.8 toolkit (non-free: nvcc, cudart, cuBLAS, cuRAND) and cuDNN 8.9
 # and NCCL 2.21 for CUDA 11 from NVIDIA's PyPI wheels (sha256-pinned in
-# tools/cuda/requirements-cuda11.txt), installed into the project's venv.
+# tools/cuda/requirements-cuda11.txt), installed into the project's venv and linked into /usr/local.
 #   tools/cuda/install_cuda.sh VENV      then: source /etc/g2s-cuda.env (build_caffe.py's flags)
 # Why CUDA 11.8: it still targets Pascal (the paper's GTX 1080 Ti, sm_61) .. Hopper (sm_90) and
 # runs on drivers >= 520; CUDA 12.x needs >= 525 and CUDA 13 >= 580 without pre-Turing GPUs.
@@ -54,16 +54,16 @@ find /usr/lib/x86_64-linux-gnu /etc/alternatives -maxdepth 1 -xtype l \( -name '
 log "cuDNN and NCCL for CUDA 11 (PyPI wheels, sha256-pinned)"
 "$VENV/bin/python" -m pip install -q --no-deps --require-hashes -r "$HERE/requirements-cuda11.txt"
 site=$("$VENV/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
-cudnn=$site/nvidia/cudnn nccl=$site/nvidia/nccl
-# The wheels ship libfoo.so.N only: the link step looks for libfoo.so.
-ln -sf libcudnn.so.8 "$cudnn/lib/libcudnn.so"
-ln -sf libnccl.so.2 "$nccl/lib/libnccl.so"
-printf '%s\n' "$cudnn/lib" "$nccl/lib" > /etc/ld.so.conf.d/g2s-cuda-wheels.conf
+# Linked into /usr/local, where Caffe's CMake, the compiler and the loader look by default, as
+# NVIDIA's tarballs install them; the wheels ship libfoo.so.N only, the link step wants libfoo.so.
+for pkg in cudnn nccl; do
+  ln -sf "$site/nvidia/$pkg/include/"*.h /usr/local/include/
+  ln -sf "$site/nvidia/$pkg/lib/"lib*.so* /usr/local/lib/
+done
+ln -sf libcudnn.so.8 /usr/local/lib/libcudnn.so
+ln -sf libnccl.so.2 /usr/local/lib/libnccl.so
 ldconfig
 
-# For build_caffe.py: nvcc 11.8 accepts g++ <= 11 as host compiler; FindNCCL reads NCCL_DIR.
-{
-  echo "export NCCL_DIR=$nccl"
-  echo "export CAFFE_CUDA_ARGS=\"--cmake CUDNN_ROOT=$cudnn --cmake CUDA_HOST_COMPILER=/usr/bin/g++-11\""
-} > "$ENV_FILE"
-log "nvcc: $(nvcc --version | tail -1); cuDNN $(grep -m3 -E 'define CUDNN_(MAJOR|MINOR|PATCHLEVEL) ' "$cudnn/include/cudnn_version.h" | awk '{print $3}' | paste -sd.); $ENV_FILE written"
+# For build_caffe.py: nvcc 11.8 accepts g++ <= 11 as its host compiler.
+echo 'export CAFFE_CUDA_ARGS="--cmake CUDA_HOST_COMPILER=/usr/bin/g++-11"' > "$ENV_FILE"
+log "nvcc: $(nvcc --version | tail -1); cuDNN $(grep -m3 -E 'define CUDNN_(MAJOR|MINOR|PATCHLEVEL) ' /usr/local/include/cudnn_version.h | awk '{print $3}' | paste -sd.); $ENV_FILE written"
