@@ -56,8 +56,8 @@ def ok(r: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 
 
 def build(engine, service: str, image: str, *profile: str, env: dict | None = None) -> None:
-    """`compose build SERVICE`, timed; compose 2.40 can exit 0 from a failed BuildKit solve, so
-    the image itself is the proof."""
+    """`compose build SERVICE`, timed; the image must exist afterwards (the old tag is removed
+    first, so that an earlier build cannot pass for this one)."""
     engine.docker("image", "rm", image, check=False)       # its layers stay cached
     t0 = time.monotonic()
     r = compose(engine, *profile, "--progress", "plain", "build", service, env=env, timeout=4 * 3600)
@@ -181,7 +181,7 @@ def test_up_compare_runs_the_whole_chain_on_the_cpu_image(chain):
     out = r.stdout + r.stderr
     for service in ("prep", "gen", "train", "eval", "compare"):
         assert re.search(rf"^{service}-1\s+\|", out, re.M), f"no output from {service}:\n{out[-3000:]}"
-    assert (root / "work" / "celeba" / "manifest.json").is_file() or list((root / "work" / "celeba").glob("*"))
+    assert (root / "work" / "celeba" / "manifest.json").is_file()
     assert (root / "work" / "nets").is_dir()
     assert (runs / "eval_test.csv").is_file()
     compare = runs / "compare"
@@ -208,7 +208,7 @@ def test_baseline_services_on_the_cpu_image(chain):
     ok(compose(engine, "run", "--rm", "--no-deps", "localize", files=CPU_FILES, env=env))
     for run in ("anet_prep_boxes", "lnets", "lnets_anet"):
         assert sha256s(runs / run, "*.caffemodel"), f"{run}: no trained weights"
-    assert any((runs / "lnets").rglob("*.csv")) or any((runs / "lnets").rglob("*.json"))
+    assert (runs / "lnets" / "localize" / "celeba_test" / "summary.json").is_file()
 
 
 def test_a_failing_stage_stops_the_chain_with_its_error(reviewer_dirs, tmp_path):

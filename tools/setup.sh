@@ -10,7 +10,7 @@
 # A second run with nothing changed takes seconds.
 #
 # G2S_SETUP_STEPS: the steps to run, of "packages venv caffe project assets slurm" (default:
-# all); docker/Dockerfile.cpu runs the slow ones first so that its layer cache keeps them.
+# all); the Dockerfiles run the slow ones first so that their layer cache keeps them.
 # G2S_SETUP_FOR_TESTS=1 (`make test`): also the Debian packages in tools/test-packages.txt
 # (a Docker engine and mmdebstrap for tests/test_docker_lanes.py; `make demo` needs none).
 set -euo pipefail
