@@ -258,7 +258,7 @@ def test_cuda_image_builds_from_debian_and_links_what_it_was_built_with(docker_e
     for lib in ("libcudart.so.11.0", "libcublas.so.11", "libcurand.so.10", "libcudnn.so.8", "libnccl.so.2"):
         assert lib in needed, f"libcaffe does not link {lib}: {needed}"
         assert re.search(rf"^\s*{re.escape(lib)} => /\S+", r.stdout, re.M), f"{lib} does not resolve:\n{r.stdout}"
-    assert "not found" not in r.stdout and "release 11.8" in r.stdout
+    assert "not found" not in r.stdout and "cuda_11.8" in r.stdout
     r = inside("python -c 'import caffe; print(caffe.__version__)' && caffe --version")
     assert r.returncode == 0 and "1.0.0" in r.stdout, r.stdout + r.stderr
     r = inside("mkdir -p /tmp/runs && g2s eval --runs /tmp/runs --gpu 0")
