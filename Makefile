@@ -3,14 +3,23 @@
 VENV ?= .venv
 PY   := $(VENV)/bin/python
 
-.PHONY: setup test demo bench prototxt lint clean-demo gpu-kit
+.PHONY: setup setup-tests test test-cuda-image demo bench prototxt lint clean-demo gpu-kit
 setup:
 	@tools/setup.sh
 
+# The set-up plus what only the tests use (tools/test-packages.txt: a Docker engine, mmdebstrap).
+setup-tests:
+	@G2S_SETUP_FOR_TESTS=1 tools/setup.sh
+
 # The header says what this machine lacks and so skips; at the end, -ra (pyproject.toml) lists
 # every skipped test with its reason (docs/testing.md).
-test: setup
+test: setup-tests
 	$(PY) -m pytest tests
+
+# Opt-in, not in CI (about an hour on 2 cores): the CUDA image built by a test engine for sm_90
+# and checked without a GPU (docs/docker.md).  `G2S_TEST_CUDA_IMAGE=1 make test` adds it to the rest.
+test-cuda-image: setup-tests
+	G2S_TEST_CUDA_IMAGE=1 $(PY) -m pytest -q -s tests/tools/test_docker_lanes.py -k cuda_image
 
 demo: setup
 	$(VENV)/bin/g2s demo

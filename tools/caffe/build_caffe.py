@@ -230,14 +230,31 @@ def run_logged(cmd: list[str], log, cwd: Path | None = None, env: dict | None = 
     if progress:
         print()
     if rc != 0:
-        raise BuildError(f"`{' '.join(cmd)}` failed (exit {rc}); full log: {log.name}")
+        log.flush()
+        # The log's end says why; in a `docker build` the log itself is gone with the layer.
+        tail = "\n".join(Path(log.name).read_text(errors="replace").splitlines()[-25:])
+        raise BuildError(f"`{' '.join(cmd)}` failed (exit {rc}); full log: {log.name}; its end:\n{tail}")
+
+
+def extract_tar(archive: Path, dest: Path) -> None:
+    """Unpack a source tarball: regular files, folders and links inside ``dest`` only.
+    ``extractall(filter=...)`` came with Python 3.11.4; Debian 12's python3 is 3.11.2."""
+    with tarfile.open(archive) as tf:
+        if hasattr(tarfile, "data_filter"):
+            tf.extractall(dest, filter="data")
+            return
+        for m in tf.getmembers():
+            target = os.path.normpath(os.path.join(dest, m.name))
+            if os.path.isabs(m.name) or not target.startswith(str(dest) + os.sep) \
+                    or not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
+                raise BuildError(f"{archive.name}: refusing member {m.name!r} (outside the tree or not a file)")
+        tf.extractall(dest)
 
 
 def unpack_and_patch(files: dict[str, Path], src: Path, patches: list[Path], log) -> None:
     src.mkdir(parents=True)
     for name in SOURCE_FILES:  # orig first, then debian/ on top
-        with tarfile.open(files[name]) as tf:
-            tf.extractall(src, filter="data")
+        extract_tar(files[name], src)
     series = src / "debian" / "patches" / "series"
     debian = [l.strip() for l in series.read_text().splitlines() if l.strip() and not l.startswith("#")]
     for p in [src / "debian" / "patches" / n for n in debian] + patches:
@@ -250,13 +267,15 @@ def unpack_and_patch(files: dict[str, Path], src: Path, patches: list[Path], log
 
 
 def build(cache: Path, key: str, record: dict, files: dict[str, Path], patches: list[Path],
-          flags: dict[str, str], python: str, jobs: int) -> Path:
+          flags: dict[str, str], python: str, jobs: int, configure_only: bool = False) -> Path:
+    """Build and publish ``<cache>/caffe-<key>``; ``configure_only``: stop after CMake (the
+    unpack, patch and configure steps of a long build, checked in seconds) and publish nothing."""
     final = cache / f"caffe-{key[:16]}"
     work = Path(tempfile.mkdtemp(prefix=f"build-{key[:16]}-", dir=cache))
     log_path = work / "build.log"
     t0 = time.time()
     with open(log_path, "w") as log:
-        print(f"[caffe] building into {final} (log: {log_path})", flush=True)
+        print(f"[caffe] {'configuring' if configure_only else 'building into'} {final} (log: {log_path})", flush=True)
         src, bld, stage = work / "src", work / "build", work / "stage"
         unpack_and_patch(files, src, patches, log)
         cmake = ["cmake", "-S", str(src), "-B", str(bld), f"-DCMAKE_INSTALL_PREFIX={final}",
@@ -264,6 +283,13 @@ def build(cache: Path, key: str, record: dict, files: dict[str, Path], patches: 
         cmake += [f"-D{k}={v}" for k, v in sorted(flags.items())]
         env = build_env(flags)
         run_logged(cmake, log, env=env)
+        if configure_only:
+            log.flush()
+            summary = [ln.strip() for ln in log_path.read_text().splitlines()
+                       if ln.startswith("-- ") and re.search(r"cudnn|nccl|cuda|blas", ln, re.I)]
+            print("[caffe] configured (--configure-only, nothing built):\n  " + "\n  ".join(summary), flush=True)
+            shutil.rmtree(work, ignore_errors=True)
+            return final
         run_logged(["make", "-C", str(bld), f"-j{jobs}", "all"], log, env=env, progress=True)
         run_logged(["make", "-C", str(bld), "install"], log, env=dict(env, DESTDIR=str(stage)))
         staged = stage / final.relative_to("/")
@@ -405,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--venv", type=Path, default=None,
                     help="link the result into this venv (.pth file and tool symlinks)")
     ap.add_argument("--print-key", action="store_true", help="print the cache key and prefix, build nothing")
+    ap.add_argument("--configure-only", action="store_true",
+                    help="fetch, unpack, patch and configure with CMake, then stop (nothing is cached)")
     args = ap.parse_args(argv)
 
     try:
@@ -417,12 +445,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.print_key:
             print(json.dumps({"key": key, "prefix": str(prefix), **record}, indent=2))
             return 0
+        mirror = args.mirror or mirror_from_system()
+        keyring = (args.apt_keyring,) if args.apt_keyring else ()  # only where asked
+        if args.configure_only:       # publishes nothing: no need to wait for a build of this key
+            with locked(args.cache):
+                files = fetch_sources(args.cache, mirror, *keyring)
+            build(args.cache, key, record, files, patches, flags, args.python, args.jobs, configure_only=True)
+            return 0
         with locked(args.cache, f".lock-{key[:16]}"):
             if (prefix / "BUILD_INFO.json").is_file():
                 print(f"[caffe] cached build {prefix} (key {key[:16]})", flush=True)
             else:
-                mirror = args.mirror or mirror_from_system()
-                keyring = (args.apt_keyring,) if args.apt_keyring else ()  # only where asked
                 with locked(args.cache):
                     files = fetch_sources(args.cache, mirror, *keyring)
                 prefix = build(args.cache, key, record, files, patches, flags, args.python, args.jobs)

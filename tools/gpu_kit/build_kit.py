@@ -580,6 +580,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=None, help="cache (None: build_caffe.py's, env G2S_CAFFE_CACHE)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="compile jobs")
     ap.add_argument("--force", action="store_true", help="repackage even if the kit is up to date")
+    ap.add_argument("--configure-only", action="store_true",
+                    help="CUDA kit: steps 1 and 2 up to Caffe's CMake configure (minutes, not the hour-long "
+                         "compile); nothing is built or packaged (CI's check of the kit's build steps)")
     ap.add_argument("--caffe-prefix", type=Path, default=None,
                     help="--cpu-mini: the CPU Caffe to package (None: the venv's, .venv/caffe-prefix)")
     a = ap.parse_args(argv)
@@ -595,6 +598,12 @@ def main(argv: list[str] | None = None) -> int:
             log(f"CUDA toolkit {cuda_home} (nvcc {nvcc_release(cuda_home)})")
             toolkit = cuda_toolkit(cache, cuda_home, fetch_wheels(cache, python))
             log(f"CUDA {CUDA_MAJOR} toolkit folder with the wheels: {toolkit}")
+        if mode == "cuda" and a.configure_only:
+            args = caffe_args(mode, toolkit, python, a.jobs) + ["--cache", str(cache), "--configure-only"]
+            if subprocess.run([sys.executable, str(BUILD_CAFFE), *args]).returncode:
+                raise KitError("build_caffe.py --configure-only failed; see its log above")
+            log(f"configured in {time.time() - t0:.0f} s (--configure-only)")
+            return 0
         if mode == "cuda":
             caffe = build_caffe(caffe_args(mode, toolkit, python, a.jobs) + (["--cache", str(cache)] if a.cache else []))
         else:

@@ -149,6 +149,9 @@ def run(args) -> int:
     print(expect_training(Path(args.runs), jobs, cfg.keep_snapshots, slots).line())
     if args.emit:
         return _emit(args, runs, selections, fps, gpus)
+    if gpus:
+        from g2s_caffe.core.device import require_gpus
+        require_gpus(gpus, "--gpus")
     status = 0
     for r, ids in zip(runs, selections):
         print(f"{r.run}: {len(ids)} job(s) -> {r.root}")
