@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from g2s_caffe.core import registry
+from g2s_caffe.core import disk, registry
 from g2s_caffe.core.attributes import default_attributes, load_attributes
 from g2s_caffe.core.errors import G2SError
 from g2s_caffe.core.nets import VARIANT_SOLVER_MODE, VARIANTS
@@ -46,6 +46,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     modes = " / ".join(f"{v} {mode}" for v, mode in VARIANT_SOLVER_MODE.items())
     p.add_argument("--solver-mode", dest="solver_mode", metavar="MODE",
                    help=f"CPU or GPU; None = the variant's value: {modes}")
+
+# Space for a full disk's message (core/disk.py): about twice what the committed tree holds per
+# attribute (2026-12-04: 2.7 MiB for CelebA's 40 attributes, G2S and the baseline's nets).
+GEN_BYTES_PER_ATTRIBUTE = 128 << 10
 
 
 def outputs(args) -> list[Path]:
@@ -86,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
         attrs = load_attributes(Path(args.attributes)) if args.attributes else None
         dataset = args.dataset or (attrs.dataset if attrs else DEFAULT_DATASET)
         todo = [(attrs or default_attributes(dataset), dataset)]
+    disk.expect(out, sum(len(attrs) for attrs, _ in todo) * GEN_BYTES_PER_ATTRIBUTE,
+                f"gen ({sum(len(attrs) for attrs, _ in todo)} attributes' nets and solvers)",
+                parts=[out / dataset for _, dataset in todo])
     for attrs, dataset in todo:
         req = registry.GenRequest(attrs=attrs, out=out, dataset=dataset, variant=args.variant,
                                   data_root=args.data_root or f"data/{dataset}", command=command,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from g2s_caffe.core import registry
+from g2s_caffe.core import disk, registry
 from g2s_caffe.core.atomic import save_figure_atomic, write_atomic
 from g2s_caffe.core.errors import G2SError
 
@@ -89,6 +89,11 @@ def write_outputs(image_path: Path, img: np.ndarray, preds: list[FacePrediction]
             annotate(img, preds, out_dir / f"{stem}_annotated.png", f"{image_path.name} ({run_name})")]
 
 
+# Space for a full disk's message (core/disk.py): the annotated picture is an 8-inch figure
+# (800 pixels wide): 0.7 MiB for a 512 x 512 photo (2026-12-04); 2 MiB leaves room for taller ones.
+PREDICT_BYTES_PER_IMAGE = 2 << 20
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="photographs (any OpenCV format)")
     p.add_argument("--runs", type=Path, required=True, help="directory of runs (or one run directory)")
@@ -127,4 +132,7 @@ def run(args) -> int:
         if not cv2.haveImageReader(str(p)):
             raise G2SError(f"{p}: not an image OpenCV can read (JPEG, PNG, BMP, TIFF, ...)")
     r = _pick_run(Path(args.runs), args.run)
+    out = Path(args.out)
+    disk.expect(out, len(args.images) * PREDICT_BYTES_PER_IMAGE, f"predict ({len(args.images)} image(s))",
+                parts=[out / f"{p.stem}{suffix}" for p in args.images for suffix in (".json", "_annotated.png")])
     return registry.of_run(r).predict(args, r)

@@ -218,6 +218,48 @@ def test_evaluation_on_a_full_disk_keeps_the_results_it_wrote_and_finishes_on_a_
         assert load_predictions(runs / "steps_1" / "eval" / "val" / "probs.npz").probs.shape == (16, 2)
 
 
+
+@ROOT_ONLY
+def test_gen_and_compare_on_a_full_disk_say_what_they_need_and_finish_on_a_rerun(tmp_path):
+    from test_compare import _eval_like_results
+
+    demo = ROOT / "g2s_caffe" / "data" / "attributes" / "demo.yaml"
+    ref = tmp_path / "ref"
+    gen = ["gen", "--attributes", demo, "--monitor-size", 300]
+    assert g2s(*gen, "--out", ref).returncode == 0
+    results, _, _ = _eval_like_results(tmp_path, n=60)
+    with tmpfs(tmp_path / "mnt", "64k") as mnt:
+        out = mnt / "gen"
+        r = g2s(*gen, "--out", out)
+        assert r.returncode == 2
+        assert re.search(rf"^WARNING: {re.escape(str(out))} has [\d.]+ (B|KiB) free and gen \(10 attributes' nets "
+                         r"and solvers\) needs about 1\.2 MiB more", r.stderr, re.M), r.stderr
+        assert re.fullmatch(rf"g2s gen: error: no space left in {re.escape(str(out))} \(writing demo/[^)]+\): "
+                            rf"[\d.]+ (B|KiB) free; gen \(10 attributes' nets and solvers\) needs about "
+                            rf"[\d.]+ (KiB|MiB) more; {RERUN}", last_line(r))
+        assert not leftovers(mnt)
+        enlarge(mnt, "4m")
+        assert g2s(*gen, "--out", out).returncode == 0
+        made = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+        assert made == sorted(p.relative_to(ref) for p in ref.rglob("*") if p.is_file())
+        # the same files as on a roomy disk (their header names the command, --out included)
+        assert all((out / f).read_text().replace(str(out), str(ref)) == (ref / f).read_text() for f in made)
+
+        filler = mnt / "filler"
+        filler.write_bytes(b"\0" * (shutil.disk_usage(mnt).free - (16 << 10)))
+        cmp = mnt / "compare"
+        r = g2s("compare", results, "--resamples", "50", "--out", cmp)
+        assert r.returncode == 2
+        assert re.fullmatch(rf"g2s compare: error: no space left in {re.escape(str(cmp))} \(writing [^)]+\): "
+                            rf"[\d.]+ (B|KiB) free; compare \(2 figure\(s\), 3 table\(s\)\) needs about "
+                            rf"[\d.]+ (KiB|MiB) more; {RERUN}", last_line(r))
+        assert not leftovers(mnt)
+        filler.unlink()
+        assert g2s("compare", results, "--resamples", "50", "--out", cmp).returncode == 0
+        assert sorted(p.name for p in cmp.iterdir()) == ["compare_celeba.csv", "compare_celeba.md", "compare_celeba.png",
+                                                        "table1_celeba.csv", "table1_celeba.png"]
+
+
 # ------------------------------------------------------------------ folders it may not write
 COMMANDS = {   # each with inputs that do not exist: the output check must come first
     "prep": lambda out: ["prep", "celeba", "--root", "/nonexistent", "--out", out / "prep"],

@@ -26,11 +26,23 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from g2s_caffe.core import disk
 from g2s_caffe.core.evaluation import published, stats
 from g2s_caffe.core.errors import G2SError
 from g2s_caffe.core.atomic import save_figure_atomic, write_atomic
 from g2s_caffe.core.evaluation.results import RunResult, csv_text, read_results
 from g2s_caffe.core.evaluation.tables import cell, error_bars, interval_text, markdown, notes_text, text_table
+
+# Space for a full disk's message (core/disk.py): about twice what was measured on 2026-12-04
+# (a 40-attribute comparison figure 136 KiB, its markdown table 10 KiB).
+COMPARE_BYTES_PER_FIGURE = 256 << 10
+COMPARE_BYTES_PER_TABLE = 32 << 10
+
+
+def _expect_space(out: Path, files: list[Path]) -> None:
+    figures = sum(f.suffix == ".png" for f in files)
+    disk.expect(out, figures * COMPARE_BYTES_PER_FIGURE + (len(files) - figures) * COMPARE_BYTES_PER_TABLE,
+                f"compare ({figures} figure(s), {len(files) - figures} table(s))", parts=files)
 
 DATASETS = tuple(published.TABLE_FILES)
 FULL_RUN = "steps_1_2_3"
@@ -458,6 +470,7 @@ def run_paired(args) -> int:
     md = (f"# Paired comparison on the same test images: B = {name_b} vs A = {name_a}\n\nSource: {args.results}. "
           "Accuracies in percent.\n\n" + notes_text(lines, "- ") + "\n" + markdown(titles, rows))
     csv_out = csv_text(CSV_COLUMNS, csv_rows(c))
+    _expect_space(out, [out / f"{stem}.{ext}" for ext in ("md", "csv", "png")])
     written = [write_atomic(out / f"{stem}.md", md), write_atomic(out / f"{stem}.csv", csv_out),
                plot_paired(c, out / f"{stem}.png")]
     if args.format == "csv":
@@ -505,6 +518,9 @@ def run(args) -> int:
     if comp.notes:
         md += ["## Notes\n", notes_text(comp.notes, "- ")]
     md += ["## Per attribute\n", markdown(titles, rows)]
+    _expect_space(out, [out / f"compare_{dataset}.{ext}" for ext in ("md", "csv", "png")]
+                  + [out / f"compare_{dataset}_{o.run}.{ext}" for o in others for ext in ("md", "csv", "png")]
+                  + ([out / f"table1_{dataset}.{ext}" for ext in ("csv", "png")] if t1 else []))
     written = [write_atomic(out / f"compare_{dataset}.csv", to_csv(comp)),
                plot_comparison(comp, out / f"compare_{dataset}.png")]
     if others:

@@ -31,12 +31,19 @@ from pathlib import Path
 
 import numpy as np
 
+from g2s_caffe.core import disk
 from g2s_caffe.core.atomic import write_atomic
 from g2s_caffe.core.errors import G2SError
 
 PICTURES = 8                 # default sample size of the response-map pictures
 CHUNK = 256                  # images per resumable result file
 PHOTOS_OUT = Path("localizations")   # the output folder for photos given by name
+# Space for a full disk's message (core/disk.py), about twice what was measured on 2026-12-04:
+# 0.6 KiB of tables per image; a picture (the photo beside its two response maps) 1.2 MiB for a
+# 512 x 512 photo, the sheet of three 1.1 MiB; Fig. 7's curves and figure 0.2 MiB.
+LOCALIZE_BYTES_PER_IMAGE = 2 << 10
+LOCALIZE_BYTES_PER_PICTURE = 2560 << 10
+LOCALIZE_BYTES_FIXED = 512 << 10
 LNETS_LABEL, MTCNN_LABEL = "LNets", "MTCNN (our port)"
 
 
@@ -202,6 +209,9 @@ def run(args) -> int:
         out = args.out or PHOTOS_OUT
         tag_data = {"photos": names}
     out = Path(out)
+    pictures = min(args.pictures, len(names))
+    disk.expect(out, len(names) * LOCALIZE_BYTES_PER_IMAGE + (pictures + bool(pictures)) * LOCALIZE_BYTES_PER_PICTURE
+                + LOCALIZE_BYTES_FIXED, f"localize ({len(names)} image(s), {pictures} picture(s))")
     ident = {**st.cascade_identity(run_), "threshold": cascade.threshold, **tag_data}
     recs = resumable_map(out / ".chunks" / "lnets", ident, names,
                          lambda i: record(cascade.face(load(i), where=names[i])), CHUNK, desc="LNets localize")
