@@ -23,7 +23,6 @@ Command line (try compose by hand):
 from __future__ import annotations
 
 import argparse
-import ctypes
 import fcntl
 import os
 import shutil
@@ -36,6 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
+from daemons import die_with_parent, serve_until_signalled  # noqa: E402
 from debian_apt import mirror_from_system, security_mirror_from_system  # noqa: E402
 
 BASE_IMAGE = "debian:12-slim"
@@ -45,10 +45,6 @@ DEBIAN_CLI = Path("/usr/bin/docker")      # docker.io's client: BuildKit without
 
 class DockerdError(RuntimeError):
     """The engine cannot be started or used here; the message says why."""
-
-
-def _die_with_parent():            # between fork and exec of dockerd
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
 
 
 def docker_cli() -> str:
@@ -146,7 +142,7 @@ class LocalDockerd:
             ["dockerd", f"--data-root={self.data_root}", f"--exec-root={self.run_dir}/exec",
              f"--pidfile={self.run_dir}/dockerd.pid", f"--host={self.host}",
              "--bridge=none", "--iptables=false", "--ip-masq=false", "--userland-proxy=false"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -246,15 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[dockerd] error: {e}", file=sys.stderr)
         return 1
     print(f"[dockerd] ready after {engine.started_s:.1f} s; in another shell:\n  export DOCKER_HOST={engine.host}")
-    print("[dockerd] Ctrl-C stops it", flush=True)
-    stop = []
-    for s in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(s, lambda *_: stop.append(1))
-    try:
-        while not stop:
-            time.sleep(0.5)
-    finally:
-        engine.stop()
+    serve_until_signalled(engine.stop)
     return 0
 
 

@@ -22,7 +22,6 @@ Command line (try a submit script by hand):
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import signal
 import socket
@@ -32,6 +31,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from daemons import die_with_parent, serve_until_signalled  # noqa: E402
 from fetch_slurm import Kit, KitError, ensure_kit  # noqa: E402
 
 PARTITION = "debug"
@@ -42,10 +43,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _die_with_parent():            # between fork and exec of each daemon
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
 
 
 def slurm_conf(d: Path, kit: Kit, user: str, cpus: int, memory_mb: int, ctld_port: int, slurmd_port: int,
@@ -115,7 +112,7 @@ class LocalSlurm:
         log = open(self.dir / "log" / f"{name}.out", "ab")
         self.procs[name] = subprocess.Popen([str(c) for c in cmd], stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, env=self.env(), cwd=self.dir,
-                                            preexec_fn=_die_with_parent)
+                                            preexec_fn=die_with_parent)
         log.close()
 
     def _wait(self, what: str, ready, timeout: float) -> None:
@@ -274,15 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     libs = ":".join(str(p) for p in kit.library_path)
     print(f"[slurm] node idle after {slurm.started_s:.1f} s; in another shell:")
     print(f"  export SLURM_CONF={slurm.conf} PATH={kit.bin_dir}:$PATH LD_LIBRARY_PATH={libs}")
-    print("[slurm] Ctrl-C stops it", flush=True)
-    stop = []
-    for s in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(s, lambda *_: stop.append(1))
-    try:
-        while not stop:
-            time.sleep(0.5)
-    finally:
-        slurm.stop()
+    serve_until_signalled(slurm.stop)
     return 0
 
 
