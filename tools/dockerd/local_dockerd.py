@@ -26,7 +26,6 @@ import argparse
 import fcntl
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
-from daemons import die_with_parent, serve_until_signalled  # noqa: E402
+from daemons import die_with_parent, kill_leftovers, pids_whose, serve_until_signalled, stop_process  # noqa: E402
 from debian_apt import mirror_from_system, security_mirror_from_system  # noqa: E402
 
 BASE_IMAGE = "debian:12-slim"
@@ -180,38 +179,14 @@ class LocalDockerd:
     def _leftovers(self) -> list[int]:
         """containerd and its shims started for this engine (their command lines name run_dir)."""
         mark = str(self.run_dir).encode()
-        out = []
-        for p in Path("/proc").iterdir():
-            if not p.name.isdigit() or int(p.name) == os.getpid():
-                continue
-            try:
-                if mark in (p / "cmdline").read_bytes():
-                    out.append(int(p.name))
-            except OSError:
-                continue
-        return out
+        return pids_whose("cmdline", lambda cmdline: mark in cmdline)
 
     def stop(self, timeout: float = 30) -> None:
         """SIGTERM to dockerd's PID (it stops its containers and containerd), then SIGKILL to
         anything of this engine still running.  Safe to call twice."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout)
         if self.run_dir is not None:
-            for _ in range(3):
-                left = self._leftovers()
-                for pid in left:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                if not left:
-                    break
-                time.sleep(0.5)
+            kill_leftovers(self._leftovers, rounds=3)
             subprocess.run(["umount", "-R", "-l", str(self.run_dir / "exec")], capture_output=True)
             shutil.rmtree(self.run_dir, ignore_errors=True)
         if self._lock is not None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from daemons import die_with_parent, serve_until_signalled  # noqa: E402
+from daemons import die_with_parent, kill_leftovers, pids_whose, serve_until_signalled, stop_process  # noqa: E402
 from fetch_slurm import Kit, KitError, ensure_kit  # noqa: E402
 
 PARTITION = "debug"
@@ -202,17 +201,7 @@ class LocalSlurm:
     def _ours(self) -> list[int]:
         """Processes other than this one whose environment names this cluster's slurm.conf."""
         mark = f"SLURM_CONF={self.conf}".encode()
-        me = os.getpid()
-        out = []
-        for p in Path("/proc").iterdir():
-            if not p.name.isdigit() or int(p.name) == me:
-                continue
-            try:
-                if mark in (p / "environ").read_bytes().split(b"\0"):
-                    out.append(int(p.name))
-            except OSError:
-                continue
-        return out
+        return pids_whose("environ", lambda environ: mark in environ.split(b"\0"))
 
     def stop(self, timeout: float = 30) -> None:
         """Cancel the jobs, stop the three daemons (exactly the PIDs started), then anything
@@ -228,25 +217,8 @@ class LocalSlurm:
             except (SlurmError, subprocess.TimeoutExpired):
                 pass
         for name in ("slurmd", "slurmctld", "munged"):
-            p = self.procs.get(name)
-            if p is None or p.poll() is not None:
-                continue
-            p.terminate()
-            try:
-                p.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        for _ in range(2):
-            left = self._ours()
-            for pid in left:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            if not left:
-                break
-            time.sleep(0.5)
+            stop_process(self.procs.get(name), timeout)
+        kill_leftovers(self._ours, rounds=2)
 
     def __enter__(self) -> "LocalSlurm":
         return self.start()
