@@ -47,6 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--solver-mode", dest="solver_mode", metavar="MODE",
                    help=f"CPU or GPU; None = the variant's value: {modes}")
 
+
 # Space for a full disk's message (core/disk.py): about twice what the committed tree holds per
 # attribute (2026-12-04: 2.7 MiB for CelebA's 40 attributes, G2S and the baseline's nets).
 GEN_BYTES_PER_ATTRIBUTE = 128 << 10
@@ -90,8 +91,8 @@ def run(args: argparse.Namespace) -> int:
         attrs = load_attributes(Path(args.attributes)) if args.attributes else None
         dataset = args.dataset or (attrs.dataset if attrs else DEFAULT_DATASET)
         todo = [(attrs or default_attributes(dataset), dataset)]
-    disk.expect(out, sum(len(attrs) for attrs, _ in todo) * GEN_BYTES_PER_ATTRIBUTE,
-                f"gen ({sum(len(attrs) for attrs, _ in todo)} attributes' nets and solvers)",
+    n_attrs = sum(len(attrs) for attrs, _ in todo)
+    disk.expect(out, n_attrs * GEN_BYTES_PER_ATTRIBUTE, f"gen ({n_attrs} attributes' nets and solvers)",
                 parts=[out / dataset for _, dataset in todo])
     for attrs, dataset in todo:
         req = registry.GenRequest(attrs=attrs, out=out, dataset=dataset, variant=args.variant,
