@@ -16,7 +16,6 @@ from g2s_caffe.methods.g2s.train import cluster
 from g2s_caffe.methods.g2s.train.config import TrainConfig
 from g2s_caffe.methods.g2s.train.plan import ABLATIONS, init_source, parse_steps, plan_jobs, select
 
-from pathlib import Path
 
 from support import ROOT as ROOT_DIR
 
