@@ -3,7 +3,7 @@ right variant flags, the project patches are documented and labelled, hadolint p
 
 No Docker engine and no GPU are needed: the compose file is checked by Compose v2's own
 `config`, the Dockerfiles by parsing and hadolint, the build flags by --print-key.  The images
-are built and run by a real engine in tests/test_docker_lanes.py.
+are built and run by a real engine in tests/tools/test_docker_lanes.py.
 """
 from __future__ import annotations
 
