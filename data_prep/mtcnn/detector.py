@@ -6,6 +6,8 @@ boxes and landmarks agree with those implementations (tests/data_prep/test_mtcnn
 """
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from g2s_caffe.core.cpus import usable_cores
 from g2s_caffe.core.errors import G2SError
 from data_prep.mtcnn.blas_threads import single_blas_thread
 
@@ -21,6 +24,13 @@ NMS_BLOCK = 256                 # boxes whose overlaps nms() computes at once
 PNET_STRIP_PIXELS = 24_000      # P-Net's input per forward on CPU (pnet_strips); a GPU takes a scale at once
 RNET_SIZE, ONET_SIZE = 24, 48
 NORM_MEAN, NORM_SCALE = 127.5, 0.0078125   # the nets take (pixel - 127.5) / 128
+# Threads one detect() uses on CPU by default (each with its own three nets; Caffe releases the
+# GIL while a net computes: patch 0010).  Why 2: P-Net's largest scale holds about half of its
+# pixels and runs on one thread, so a third thread would only share R-Net's and O-Net's crops.
+MAX_DETECT_THREADS = 2
+# R-Net/O-Net crops go to the threads in batches of at least this many (a small batch costs more
+# per crop): 4 was 0.6 ms per image faster than 8 on bench_mtcnn's photos, 2 and 1 no faster.
+MIN_CROPS_PER_THREAD = 4
 
 
 @dataclass(frozen=True, eq=False)
@@ -224,33 +234,50 @@ def valid_cells(n_out: int, start: int, end: int, full: int) -> int:
     return n_out if end == full else min(n_out, (end - start - PNET_CELL) // PNET_STRIDE + 1)
 
 
+@dataclass(frozen=True)
+class _Nets:
+    """One thread's P-Net, R-Net and O-Net (a Caffe net is used by one thread at a time)."""
+    pnet: object
+    rnet: object
+    onet: object
+
+
 class MTCNN:
     """The three Caffe nets and the detection parameters.  Cheap to construct (three small
-    nets, ~2 MB of weights); each worker process makes its own.  gpu: None = CPU, else the
-    GPU id (Caffe's mode is per thread: the caller's other nets then run there too)."""
+    nets, ~2 MB of weights per thread).  gpu: None = CPU, else the GPU id (Caffe's mode is per
+    thread: the caller's other nets then run there too).  threads: how many threads one
+    detect() uses on CPU (None: the cores this process may use, at most MAX_DETECT_THREADS;
+    a GPU uses the calling thread only).  One MTCNN serves one caller thread at a time."""
 
     def __init__(self, min_face: float = 20, factor: float = 0.709,
-                 thresholds: tuple = (0.6, 0.7, 0.7), weights: Path | None = None, gpu: int | None = None):
+                 thresholds: tuple = (0.6, 0.7, 0.7), weights: Path | None = None, gpu: int | None = None,
+                 threads: int | None = None):
         if not min_face > 0:
             raise G2SError(f"MTCNN min_face must be > 0 pixels, got {min_face}")
         if not 0 < factor < 1:
             raise G2SError(f"MTCNN pyramid factor must be in (0, 1), got {factor}")
         if len(thresholds) != 3 or not all(0 <= t <= 1 for t in thresholds):
             raise G2SError(f"MTCNN thresholds must be three probabilities, got {thresholds}")
+        if threads is not None and threads < 1:
+            raise G2SError(f"MTCNN threads must be >= 1, got {threads}")
         self.min_face, self.factor, self.thresholds = float(min_face), float(factor), tuple(thresholds)
         import caffe
         from g2s_caffe.core.device import select_device
         from data_prep.mtcnn.weights import NAMES, caffemodel_path, ensure_weights, prototxt_path
         self.gpu, self.device = gpu, select_device(gpu)
+        self.threads = 1 if gpu is not None else threads or min(MAX_DETECT_THREADS, usable_cores())
         d = Path(weights) if weights is not None else ensure_weights()
-        nets = []
+        files = []
         for n in NAMES:
-            proto, model = prototxt_path(d, n, "numpy" if gpu is None else "caffe"), caffemodel_path(d, n)
+            proto, model = prototxt_path(d, n), caffemodel_path(d, n)
             if not (proto.is_file() and model.is_file()):
                 raise G2SError(f"{model}: MTCNN Caffe weights missing; run `make setup` (it converts them from "
                                "the mtcnn==1.0.0 wheel) or call data_prep.mtcnn.ensure_weights()")
-            nets.append(caffe.Net(str(proto), caffe.TEST, weights=str(model)))
-        self.pnet, self.rnet, self.onet = nets
+            files.append((str(proto), str(model)))
+        self._nets = [_Nets(*(caffe.Net(proto, caffe.TEST, weights=model) for proto, model in files))
+                      for _ in range(self.threads)]
+        self.pnet, self.rnet, self.onet = self._nets[0].pnet, self._nets[0].rnet, self._nets[0].onet
+        self._pool = ThreadPoolExecutor(self.threads - 1, "mtcnn") if self.threads > 1 else None
 
     def detect(self, img_bgr: np.ndarray, name: str = "image", region=None) -> list[Face]:
         """Faces in an HxWx3 uint8 BGR image (cv2.imread order), best score first.
@@ -270,29 +297,57 @@ class MTCNN:
                 boxes = self._refine(img, boxes)
             return self._output(img, boxes) if boxes.shape[0] else []
 
+    def _in_threads(self, fn, tasks: list) -> list:
+        """[fn(nets, task) for task in tasks], the tasks taken in order by self.threads threads
+        (this one and the pool's), each with its own nets.  Results in the tasks' order; the
+        first task's exception, if any, after every thread has stopped."""
+        if self._pool is None or len(tasks) < 2:
+            return [fn(self._nets[0], t) for t in tasks]
+        results, queue, lock = [None] * len(tasks), iter(range(len(tasks))), threading.Lock()
+
+        def work(nets):
+            while True:
+                with lock:
+                    i = next(queue, None)
+                if i is None:
+                    return
+                results[i] = fn(nets, tasks[i])
+
+        helpers = [self._pool.submit(work, nets) for nets in self._nets[1:min(self.threads, len(tasks))]]
+        try:
+            work(self._nets[0])
+        finally:
+            wait(helpers)
+        for h in helpers:
+            h.result()
+        return results
+
     def _proposals(self, img: np.ndarray, region) -> np.ndarray:
-        """Stage 1: P-Net over the image pyramid -> squared candidate windows (n, 5)."""
+        """Stage 1: P-Net over the image pyramid -> squared candidate windows (n, 5).  The
+        scales run in threads, largest first (each scale has half the pixels of the one
+        before: on two threads the first scale takes as long as all the others)."""
         h, w = img.shape[:2]
-        cands = []
-        for scale in scale_pyramid(h, w, self.min_face, self.factor):
-            window = pnet_window(h, w, scale, region)
-            if window is None:
-                continue
-            hs, ws, r0, r1, c0, c1 = window
+        windows = [(scale, win) for scale in scale_pyramid(h, w, self.min_face, self.factor)
+                   if (win := pnet_window(h, w, scale, region)) is not None]
+        strip_pixels = PNET_STRIP_PIXELS if self.gpu is None else None
+
+        def one_scale(nets, scale_window):
+            scale, (hs, ws, r0, r1, c0, c1) = scale_window
             im = cv2.resize(img, (ws, hs), interpolation=cv2.INTER_AREA)
             boxes = []
-            for s0, s1 in pnet_strips(r0, r1, c1 - c0, PNET_STRIP_PIXELS if self.gpu is None else None):
-                data = _input(self.pnet, (1, 3, s1 - s0, c1 - c0))
+            for s0, s1 in pnet_strips(r0, r1, c1 - c0, strip_pixels):
+                data = _input(nets.pnet, (1, 3, s1 - s0, c1 - c0))
                 data[0] = im[s0:s1, c0:c1].transpose(2, 0, 1)
                 normalise(data)
-                out = self.pnet.forward()
+                out = nets.pnet.forward()
                 prob, reg = out["prob1"][0, 1], out["conv4-2"][0]
-                rows = valid_cells(prob.shape[0], s0, s1, hs)
-                cols = valid_cells(prob.shape[1], c0, c1, ws)
-                boxes.append(generate_bounding_box(reg[:, :rows, :cols], prob[:rows, :cols], scale, self.thresholds[0],
-                                                   (c0 // PNET_STRIDE, s0 // PNET_STRIDE)))
+                rows, cols = valid_cells(prob.shape[0], s0, s1, hs), valid_cells(prob.shape[1], c0, c1, ws)
+                boxes.append(generate_bounding_box(reg[:, :rows, :cols], prob[:rows, :cols], scale,
+                                                   self.thresholds[0], (c0 // PNET_STRIDE, s0 // PNET_STRIDE)))
             boxes = np.concatenate(boxes)
-            cands.append(boxes[nms(boxes, 0.5, "union")])          # NMS within the scale
+            return boxes[nms(boxes, 0.5, "union")]                  # NMS within the scale
+
+        cands = self._in_threads(one_scale, windows)
         boxes = np.concatenate(cands) if cands else np.empty((0, 9))
         if boxes.shape[0] == 0:
             return np.empty((0, 5))
@@ -306,15 +361,29 @@ class MTCNN:
         boxes[:, 0:4] = np.fix(boxes[:, 0:4])
         return boxes[inside(boxes, w, h)]
 
+    def _on_crops(self, stage: str, img: np.ndarray, boxes: np.ndarray, size: int, outputs: tuple) -> list:
+        """R-Net or O-Net (stage "rnet"/"onet") on the boxes' size x size crops: the named
+        outputs, one array each with a row per box.  The boxes are split across the threads
+        in batches of at least MIN_CROPS_PER_THREAD."""
+        parts = max(1, min(self.threads, boxes.shape[0] // MIN_CROPS_PER_THREAD))
+
+        def run(nets, part):
+            net = getattr(nets, stage)
+            data = _input(net, (part.shape[0], 3, size, size))
+            crops_into(data, img, part)
+            out = net.forward()
+            return [out[o].copy() for o in outputs]
+
+        found = self._in_threads(run, np.array_split(boxes, parts))
+        return [np.concatenate(arrays) for arrays in zip(*found)]
+
     def _refine(self, img: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        """Stage 2: R-Net on 24x24 crops, all candidates in one batch."""
+        """Stage 2: R-Net on 24x24 crops."""
         h, w = img.shape[:2]
-        data = _input(self.rnet, (boxes.shape[0], 3, RNET_SIZE, RNET_SIZE))
-        crops_into(data, img, boxes)
-        out = self.rnet.forward()
-        score = out["prob1"][:, 1]
+        prob, reg = self._on_crops("rnet", img, boxes, RNET_SIZE, ("prob1", "conv5-2"))
+        score = prob[:, 1]
         keep = score > self.thresholds[1]
-        boxes, reg = np.hstack([boxes[keep, 0:4], score[keep, None]]), out["conv5-2"][keep]
+        boxes, reg = np.hstack([boxes[keep, 0:4], score[keep, None]]), reg[keep]
         if boxes.shape[0] == 0:
             return boxes
         pick = nms(boxes, 0.7, "union")
@@ -324,13 +393,11 @@ class MTCNN:
 
     def _output(self, img: np.ndarray, boxes: np.ndarray) -> list[Face]:
         """Stage 3: O-Net on 48x48 crops -> score, box, 5 landmarks."""
-        data = _input(self.onet, (boxes.shape[0], 3, ONET_SIZE, ONET_SIZE))
-        crops_into(data, img, boxes)
-        out = self.onet.forward()
-        score = out["prob1"][:, 1]
+        prob, reg, pts = self._on_crops("onet", img, boxes, ONET_SIZE, ("prob1", "conv6-2", "conv6-3"))
+        score = prob[:, 1]
         keep = score > self.thresholds[2]
         boxes = np.hstack([boxes[keep, 0:4], score[keep, None]])
-        reg, pts = out["conv6-2"][keep], out["conv6-3"][keep]
+        reg, pts = reg[keep], pts[keep]
         if boxes.shape[0] == 0:
             return []
         # Landmarks are relative to the crop: x = x1 - 1 + bw * px (1-based box corner).

@@ -12,8 +12,8 @@ conversion of the same weights, in tests/data_prep/test_mtcnn.py:
   * the first dense layer: the one MATLAB remnant.  Keras permutes the map to (x, y, c) before
     flattening (Permute((2, 1, 3))); Caffe flattens (c, y, x), so its rows are reordered;
   * dense kernels (in, out) -> InnerProduct (out, in).
-Output: <assets>/mtcnn-v<CONVERTER_VERSION>/{pnet,rnet,onet}.caffemodel, each net's prototxt in
-both LAYERS variants of nets.py (prototxt_path) and stamp.json, which holds the sha256 of the
+Output: <assets>/mtcnn-v<CONVERTER_VERSION>/{pnet,rnet,onet}.caffemodel, each net's prototxt
+(prototxt_path) and stamp.json, which holds the sha256 of the
 sources and of the generated prototxts; any change reconverts.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ from g2s_caffe.core.errors import G2SError
 from g2s_caffe.core.paths import assets_dir
 
 NAMES = ("pnet", "rnet", "onet")
-CONVERTER_VERSION = 3          # 3: a prototxt per LAYERS variant
+CONVERTER_VERSION = 4          # 4: one prototxt per net, Caffe's own layers (3 had numpy ones)
 
 # Caffe layer (name, kind) in the order of the arrays in <name>.lz4 (Keras layer order).
 # Keras puts the box regression head before the face/not-face head; the original Caffe
@@ -56,8 +56,8 @@ def weights_dir() -> Path:
     return assets_dir() / f"mtcnn-v{CONVERTER_VERSION}"
 
 
-def prototxt_path(folder: Path, name: str, layers: str) -> Path:
-    return Path(folder) / f"{name}.{layers}.prototxt"
+def prototxt_path(folder: Path, name: str) -> Path:
+    return Path(folder) / f"{name}.prototxt"
 
 
 def caffemodel_path(folder: Path, name: str) -> Path:
@@ -114,11 +114,10 @@ def _sha256(path: Path) -> str:
 
 
 def _want_stamp(files: dict[str, Path]) -> dict:
-    from data_prep.mtcnn.nets import LAYERS, prototxt
+    from data_prep.mtcnn.nets import prototxt
     return {"converter": CONVERTER_VERSION,
             "sources": {n: _sha256(p) for n, p in files.items()},
-            "prototxt": {f"{n}.{v}": hashlib.sha256(prototxt(n, v).encode()).hexdigest()
-                         for n in NAMES for v in LAYERS}}
+            "prototxt": {n: hashlib.sha256(prototxt(n).encode()).hexdigest() for n in NAMES}}
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -135,11 +134,10 @@ def _atomic_write(path: Path, write) -> None:
 
 def convert(name: str, src: Path, out_dir: Path) -> None:
     import caffe
-    from data_prep.mtcnn.nets import LAYERS, prototxt
+    from data_prep.mtcnn.nets import prototxt
     caffe.set_mode_cpu()
-    for v in LAYERS:
-        _atomic_write(prototxt_path(out_dir, name, v), lambda t: Path(t).write_text(prototxt(name, v)))
-    net = caffe.Net(str(prototxt_path(out_dir, name, "caffe")), caffe.TEST)
+    _atomic_write(prototxt_path(out_dir, name), lambda t: Path(t).write_text(prototxt(name)))
+    net = caffe.Net(str(prototxt_path(out_dir, name)), caffe.TEST)
     arrays = load_keras(src)
     i = 0
     for layer, kind in LAYOUT[name]:
@@ -163,14 +161,12 @@ def convert(name: str, src: Path, out_dir: Path) -> None:
 def ensure_weights() -> Path:
     """Make weights_dir()'s caffemodels and prototxts exist and be current; return that folder.
     Idempotent: reconverts only when a source, the generator or a file changed."""
-    from data_prep.mtcnn.nets import LAYERS
     files = source_files()
     out = weights_dir()
     out.mkdir(parents=True, exist_ok=True)
     want = _want_stamp(files)
     stamp = out / "stamp.json"
-    have_files = all(p.is_file() for n in NAMES
-                     for p in (caffemodel_path(out, n), *(prototxt_path(out, n, v) for v in LAYERS)))
+    have_files = all(p.is_file() for n in NAMES for p in (caffemodel_path(out, n), prototxt_path(out, n)))
     try:
         current = have_files and json.loads(stamp.read_text()) == want
     except (OSError, ValueError):

@@ -408,7 +408,13 @@ def test_gpu_reaches_the_workers_detector_and_a_cpu_only_build_refuses_it(photo_
     name, split, box, lm, _ = truth["rows"][0]
     monkeypatch.setattr(prep, "_DETECTOR", None)
     with pytest.raises(G2SError, match="--gpu 0: this Caffe is a CPU-only build"):   # what a worker does
-        prep.detect_task((name, str(root / "img_celeba" / name), split, box, lm, None, "auto", 0))
+        prep.detect_task((name, str(root / "img_celeba" / name), split, box, lm, None, "auto", 0, 1))
+
+
+def test_workers_share_the_cores_between_their_detectors(monkeypatch):
+    from data_prep import prep
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "8")
+    assert [prep.Workers(n).threads_each for n in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
 
 
 def test_min_face_auto_follows_the_dataset_face():

@@ -22,6 +22,7 @@ import time
 
 from dataclasses import dataclass
 
+from g2s_caffe.core.cpus import usable_cores
 from g2s_caffe.core.errors import G2SError
 from g2s_caffe.core.faults import disk_full
 from g2s_caffe.core.runs import Run, commit_job, load_run
@@ -74,18 +75,6 @@ def job_busy(job_dir) -> bool:
         return True
     finally:
         os.close(fd)
-
-
-def usable_cores() -> int:
-    """The cores this process may use: a batch system's allocation (SLURM_CPUS_PER_TASK), else
-    the CPU affinity mask (a cgroup or taskset), not every core of the node."""
-    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
-    if slurm.isdigit() and int(slurm) > 0:
-        return int(slurm)
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 class Scheduler:
