@@ -126,6 +126,11 @@ def test_dry_run_of_the_run_script(mini_kit, tmp_path):
     assert all(d["relative"] == 0.0 for per in checks["cpu_gpu"]["sgd_step"].values() for d in per)
     assert checks["time_single"]["tf32_off"]["images_per_s"] > 0
     assert checks["schedule"]["rows"][0]["total_gpu_h_1_job_per_gpu"] > 0
+    m = checks["mtcnn"]
+    assert m["photo"]["width"] == 500 and len(m["gpu"]["by_part"]) == 11     # 9 P-Net scales, R-Net, O-Net
+    for side in ("gpu", "cpu"):        # the parts add up to caffe time's own forward pass
+        assert m[side]["pnet_ms"] + m[side]["rnet_ms"] + m[side]["onet_ms"] \
+            == pytest.approx(m[side]["forward_ms"], rel=0.1)
     md = (out / "gpu_report.md").read_text()
     for title in run_checks.TITLES.values():
         assert title in md

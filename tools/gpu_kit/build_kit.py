@@ -16,8 +16,8 @@ CUDA kit, step by step (each step cached; a second run with nothing changed take
    that is neither glibc's nor CUDA's, taken from the Debian packages the build linked
    against (`apt-get download` + `dpkg -x` through a private apt state in the cache; nothing
    is installed), then proven to resolve inside the kit (kitlib.resolution_report).
-4. The nets the checks run (the Step-1 net from g2s_caffe, with Input layers for `caffe time`),
-   kit.json, the run script, and payload.tar.xz (binaries and libraries).
+4. The nets the checks run (the Step-1 net from g2s_caffe, with Input layers for `caffe time`;
+   MTCNN's three nets at the sizes one photo gives them, from data_prep.mtcnn), kit.json, the run script, and payload.tar.xz (binaries and libraries).
 
 --cpu-mini packages the venv's CPU Caffe the same way, with the small nets: what the tests
 use to dry-run the run script and to prove the packaging (tests/tools/test_gpu_kit.py).
@@ -28,6 +28,7 @@ import argparse
 import hashlib
 import importlib.util
 import json
+import math
 import os
 import re
 import shutil
@@ -376,10 +377,11 @@ MODES = {
                      "loss_ratio": 0.9},
         "cpu_gpu": {"batch": 8, "forward_tol": 1e-3, "grad_tol": 1e-2},
         "data": {"train_images": 512, "val_images": 128},
+        "mtcnn": {"gpu_iterations": 50, "cpu_iterations": 5},
         "budget_s": 450,
         # cap: most seconds a check may take; min: the least it is started with.
         "caps": {"device_query": (60, 10), "time_single": (150, 30), "training": (220, 60), "cpu_gpu": (150, 40),
-                 "concurrent": (150, 40), "workspace": (100, 30), "schedule": (10, 0)},
+                 "concurrent": (150, 40), "workspace": (100, 30), "mtcnn": (60, 15), "schedule": (10, 0)},
     },
     "cpu": {
         "variant": "small", "time": {"batch": 8, "fallback_batch": 4, "iterations": 2},
@@ -388,11 +390,16 @@ MODES = {
                      "loss_ratio": 0.9},
         "cpu_gpu": {"batch": 4, "forward_tol": 1e-3, "grad_tol": 1e-2},
         "data": {"train_images": 64, "val_images": 16},
+        "mtcnn": {"gpu_iterations": 2, "cpu_iterations": 2},
         "budget_s": 400,
         "caps": {"device_query": (60, 10), "time_single": (120, 20), "training": (150, 30), "cpu_gpu": (120, 20),
-                 "concurrent": (100, 20), "workspace": (60, 10), "schedule": (10, 0)},
+                 "concurrent": (100, 20), "workspace": (60, 10), "mtcnn": (60, 10), "schedule": (10, 0)},
     },
 }
+# The photo MTCNN's nets are timed on: a raw CelebA image (500x400) at the paper's smallest face
+# (20 px), and the candidates such a photo passes on, as counted on bench_mtcnn.py's photos
+# (P-Net -> R-Net: 23-109, R-Net -> O-Net: 2-8).
+MTCNN_PHOTO = {"height": 400, "width": 500, "min_face": 20, "factor": 0.709, "rnet_crops": 64, "onet_crops": 8}
 # Layers whose SGD step is compared CPU vs GPU (first, middle, last conv; the head).
 GRAD_LAYERS = ("conv1_1", "conv3_1", "conv5_3", "fc8_joint")
 FEATURE_BLOBS = ("fc7", "fc8_joint")
@@ -473,6 +480,10 @@ def write_nets(nets_dir: Path, mode: str) -> dict:
         from caffe.proto import caffe_pb2
         s.solver_mode = caffe_pb2.SolverParameter.GPU if (gpu and side == "gpu") else caffe_pb2.SolverParameter.CPU
         put(f"grad_solver_{side}", f"sgd_step_solver_{side}.prototxt", s)
+    mtcnn = mtcnn_time_net()
+    (nets_dir / "mtcnn_time.prototxt").write_text(f"# written by tools/gpu_kit/build_kit.py ({mode} kit)\n"
+                                                  + text_format.MessageToString(mtcnn.pop("net")))
+    files["mtcnn_time"] = "nets/mtcnn_time.prototxt"
     data = {"seed": hp.RANDOM_SEED, "attributes": T, "image_size": shape.image_size, "crop_size": shape.crop_size,
             "mean_bgr": list(hp.VGG_FACE_MEAN_BGR), "grad_images": cfg["cpu_gpu"]["batch"], **cfg["data"],
             # Random init, no VGG-Face: pixels this far from the mean give the net unit-scale
@@ -487,7 +498,32 @@ def write_nets(nets_dir: Path, mode: str) -> dict:
                 "test_iter": solvers.test_iterations(MONITOR_SIZE["celeba"], hp.TEST_BATCH),
                 "kit_test_iter": tcfg["test_iter"], "batch": hp.BATCH,
                 "readme_assumed_s_per_iter": README_ASSUMED_S_PER_ITER}
-    return {"nets": files, "data": data, "schedule": schedule}
+    return {"nets": files, "data": data, "schedule": schedule, "mtcnn": mtcnn}
+
+
+def mtcnn_time_net() -> dict:
+    """One net for `caffe time` holding what MTCNN's nets compute for one MTCNN_PHOTO: P-Net
+    once per pyramid scale (a GPU takes a scale at once), R-Net on its crops, O-Net on its
+    crops; each part's layers and blobs prefixed by its name ("pnet_300x240/", "rnet/",
+    "onet/"), so that the per-layer times add up per part.  Random weights: only time counts."""
+    from caffe.proto import caffe_pb2
+
+    from data_prep.mtcnn.detector import scale_pyramid
+    from data_prep.mtcnn.nets import onet_spec, pnet_spec, rnet_spec
+    p = MTCNN_PHOTO
+    parts = []
+    for scale in scale_pyramid(p["height"], p["width"], p["min_face"], p["factor"]):
+        h, w = math.ceil(p["height"] * scale), math.ceil(p["width"] * scale)    # as the detector scales
+        parts.append((f"pnet_{w}x{h}", pnet_spec(h, w)))
+    parts += [("rnet", rnet_spec(p["rnet_crops"])), ("onet", onet_spec(p["onet_crops"]))]
+    merged = caffe_pb2.NetParameter(name="mtcnn_time")
+    for prefix, spec in parts:
+        for layer in spec.to_proto().layer:
+            layer.name = f"{prefix}/{layer.name}"
+            layer.bottom[:] = [f"{prefix}/{b}" for b in layer.bottom]
+            layer.top[:] = [f"{prefix}/{t}" for t in layer.top]
+            merged.layer.add().CopyFrom(layer)
+    return {"net": merged, "photo": dict(p), "parts": [prefix for prefix, _ in parts]}
 
 
 # ---------------------------------------------------------------- the kit
@@ -496,7 +532,8 @@ def inputs_fingerprint(caffe_key: str, mode: str) -> str:
     h = hashlib.sha256(f"{mode}:{caffe_key}".encode())
     generators = ("methods/g2s/nets.py", "methods/g2s/params.py", "methods/g2s/solvers.py", "core/nets/solvers.py",
                   "core/nets/data_layers.py", "core/nets/params.py", "core/attributes.py", "core/layout.py")
-    for f in sorted(HERE.glob("*.py")) + [ROOT / "g2s_caffe" / n for n in generators]:
+    mtcnn = (ROOT / "data_prep" / "mtcnn" / "nets.py", ROOT / "data_prep" / "mtcnn" / "detector.py")
+    for f in sorted(HERE.glob("*.py")) + [ROOT / "g2s_caffe" / n for n in generators] + list(mtcnn):
         h.update(f.name.encode() + sha256_file(f).encode())
     for f in sorted((ROOT / "g2s_caffe" / "data" / "attributes").glob("*")):
         h.update(f.name.encode() + sha256_file(f).encode())
@@ -525,6 +562,7 @@ def make_kit(out: Path, mode: str, caffe: dict, toolkit: Path | None, cache: Pat
         kit = work / "kit"
         kit.mkdir()
         nets_info = write_nets(kit / "nets", mode)
+        mtcnn = nets_info.pop("mtcnn")
         for f in RUN_FILES:
             shutil.copy2(HERE / f, kit / f)
         payload = kit / ("payload.tar.xz" if mode == "cuda" else "payload.tar.gz")
@@ -550,7 +588,8 @@ def make_kit(out: Path, mode: str, caffe: dict, toolkit: Path | None, cache: Pat
             **nets_info,
             "checks": {"time": cfg["time"], "concurrent": cfg["concurrent"], "workspace": cfg["workspace"],
                        "training": dict(cfg["training"], snapshot_prefix="snap/step1"),
-                       "cpu_gpu": dict(cfg["cpu_gpu"], blobs=list(FEATURE_BLOBS), grad_layers=list(GRAD_LAYERS))},
+                       "cpu_gpu": dict(cfg["cpu_gpu"], blobs=list(FEATURE_BLOBS), grad_layers=list(GRAD_LAYERS)),
+                       "mtcnn": dict(cfg["mtcnn"], **mtcnn)},
             "caps": {k: {"cap": c, "min": m} for k, (c, m) in cfg["caps"].items()}, "budget_s": cfg["budget_s"],
             "run_command": RUN_COMMAND if mode == "cuda" else f"python3 {out}/run_checks.py --cpu --out DIR",
         }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The GPU check kit's run script: seven checks of the CUDA Caffe build, one JSON + one
+"""The GPU check kit's run script: eight checks of the CUDA Caffe build, one JSON + one
 Markdown report.  Standard library only (Python >= 3.9): it runs on a bare GPU machine.
 
   python3 build/gpu_kit/run_checks.py --out DIR            on the GPU machine (the kit's copy)
@@ -20,6 +20,9 @@ with its log tail and the others still run):
   6 cpu_gpu       one forward pass (and one SGD step) on CPU and GPU from the same weights:
                   relative differences.
   7 schedule      the paper's whole schedule in GPU-hours from the measured speed.
+  8 mtcnn         MTCNN's three nets at the sizes one raw CelebA photo gives them (P-Net per
+                  pyramid scale, R-Net and O-Net on that photo's crops): `caffe time` on the
+                  GPU and on one CPU thread, forward time per net.
 
 The kit (build_kit.py) holds kit.json (what to run), nets/ and payload.tar.xz (caffe,
 libcaffe and the libraries a bare machine may lack).  The CUDA libraries are found on the
@@ -53,12 +56,12 @@ import caffe_io  # noqa: E402
 import kitlib    # noqa: E402
 
 FORMAT = "g2s-gpu-kit/1"
-CHECKS = ("device_query", "time_single", "training", "cpu_gpu", "concurrent", "workspace", "schedule")
+CHECKS = ("device_query", "time_single", "training", "cpu_gpu", "mtcnn", "concurrent", "workspace", "schedule")
 TITLES = {
     "device_query": "1. Device and libraries", "time_single": "2. caffe time, one job",
     "concurrent": "3. Concurrent jobs on one GPU", "workspace": "4. cuDNN workspace limit",
     "training": "5. Short training, snapshot, resume", "cpu_gpu": "6. CPU vs GPU agreement",
-    "schedule": "7. The paper's schedule in GPU-hours",
+    "schedule": "7. The paper's schedule in GPU-hours", "mtcnn": "8. MTCNN's nets on one photo, GPU vs CPU",
 }
 _dot = getattr(math, "sumprod", None) or (lambda a, b: math.fsum(map(operator.mul, a, b)))
 
@@ -219,6 +222,22 @@ def parse_train_log(text: str) -> dict:
     return {"losses": losses, "seconds_per_iter": speeds, "tests": tests, "snapshots": snaps,
             "test_seconds": test_secs, "resumed_from": resumed.group(1) if resumed else None,
             "finished": "Optimization Done" in text}
+
+
+def mtcnn_times(text: str, parts: list[str]) -> dict:
+    """Forward ms of the MTCNN time net's parts (each the sum of its layers' averages; P-Net's
+    scales together as pnet_ms) from a `caffe time` log, and the whole forward pass."""
+    by_part = dict.fromkeys(parts, 0.0)
+    for m in re.finditer(r"\]\s+([^/\s]+)/\S+\s+forward: ([\d.]+) ms\.", text):
+        if m.group(1) in by_part:
+            by_part[m.group(1)] += float(m.group(2))
+    missing = [p for p, v in by_part.items() if v == 0.0]
+    forward = parse_time_log(text)["forward_ms"]
+    if forward is None or missing:
+        raise CheckFailed(f"caffe time's log lacks the forward time of {', '.join(missing) or 'the net'}\n{tail(text)}")
+    return {"forward_ms": forward, "pnet_ms": round(sum(v for p, v in by_part.items() if p.startswith("pnet_")), 4),
+            "rnet_ms": round(by_part["rnet"], 4), "onet_ms": round(by_part["onet"], 4),
+            "by_part": {p: round(v, 4) for p, v in by_part.items()}}
 
 
 def images_per_s(batch_images: int, ms: float | None) -> float | None:
@@ -541,6 +560,25 @@ class Run:
                                       for i in range(len(w0[layer]))]
         out["loss_iteration_0"] = {k: v["loss0"] for k, v in steps.items()}
         return agreement_verdict(out, cfg)
+
+    def check_mtcnn(self, deadline: float) -> dict:
+        """`caffe time` of kit.json's MTCNN net on the GPU and on one CPU thread (OpenBLAS 1, as
+        each of the detector's threads runs): forward ms per net for one photo."""
+        cfg = self.kit["checks"]["mtcnn"]
+        net = self.work / self.kit["nets"]["mtcnn_time"]
+        out = {"photo": cfg["photo"]}
+        if self.cpu:
+            out["note"] = "CPU dry run: the 'gpu' side ran on the CPU too"
+        for side, args, iterations in (("gpu", self.gpu_args(), cfg["gpu_iterations"]),
+                                       ("cpu", [], cfg["cpu_iterations"])):
+            env = dict(self.caffe_env(), OPENBLAS_NUM_THREADS="1")
+            r = self.must(self.run(f"mtcnn_{side}", [str(self.caffe), "time", "-model", str(net), *args,
+                                                     f"-iterations={iterations}"], deadline, env),
+                          f"caffe time of MTCNN's nets ({side})")
+            out[side] = mtcnn_times(r["text"], cfg["parts"])
+        g, c = out["gpu"]["forward_ms"], out["cpu"]["forward_ms"]
+        out["gpu_vs_cpu"] = round(g / c, 4) if g and c else None
+        return out
 
     def check_schedule(self, deadline: float) -> dict:
         return schedule(self.kit["schedule"], self.results)
@@ -895,6 +933,11 @@ def headline(name: str, res: dict) -> str:
         if name == "cpu_gpu":
             return (f"forward rel. diff {_fmt(res.get('worst_forward_fp32'), 8)} (FP32), "
                     f"SGD step {_fmt(res.get('worst_sgd_step'), 8)}")
+        if name == "mtcnn":
+            g, c = res.get("gpu", {}), res.get("cpu", {})
+            return (f"{_fmt(g.get('forward_ms'), 2)} ms per photo on the GPU (P-Net {_fmt(g.get('pnet_ms'), 2)}, "
+                    f"R-Net {_fmt(g.get('rnet_ms'), 2)}, O-Net {_fmt(g.get('onet_ms'), 2)}), "
+                    f"{_fmt(c.get('forward_ms'), 1)} ms on one CPU thread (x{_fmt(res.get('gpu_vs_cpu'), 3)})")
         if name == "schedule":
             row = (res.get("rows") or [{}])[0]
             return (f"{_fmt(row.get('total_gpu_h_1_job_per_gpu'))} GPU-h at 1 job/GPU, "
@@ -965,6 +1008,15 @@ def detail(name: str, res: dict) -> list[str]:
         for layer, per in (res.get("sgd_step") or {}).items():
             out.append(f"- SGD step {layer}: " + ", ".join(_fmt(d.get("relative"), 8) for d in per))
         out.append(f"- loss at iteration 0: {res.get('loss_iteration_0')}")
+    elif name == "mtcnn":
+        photo = res.get("photo") or {}
+        out.append(f"- the photo: {photo.get('width')}x{photo.get('height')} px, smallest face {photo.get('min_face')} px, "
+                   f"{photo.get('rnet_crops')} R-Net and {photo.get('onet_crops')} O-Net crops; {res.get('note', '')}")
+        out += ["", "| net | GPU forward ms | one CPU thread ms |", "|---|---|---|"]
+        g, c = res.get("gpu") or {}, res.get("cpu") or {}
+        for part in (g.get("by_part") or {}):
+            out.append(f"| {part} | {_fmt(g['by_part'][part], 3)} | {_fmt((c.get('by_part') or {}).get(part), 3)} |")
+        out.append(f"| all (caffe time's forward pass) | {_fmt(g.get('forward_ms'), 3)} | {_fmt(c.get('forward_ms'), 3)} |")
     elif name == "schedule":
         out += ["| speed from | s/iter | Step 1 GPU-h | Steps 2+3 GPU-h | total, 1 job/GPU | best jobs/GPU | total then |",
                 "|---|---|---|---|---|---|---|"]
