@@ -154,32 +154,47 @@ def make_tiny_prepared(root: Path, attributes: list[str], counts: dict[str, int]
     return root
 
 
-def raw_face_image(labels, width: int, height: int, rng: np.random.Generator) -> tuple[np.ndarray, tuple]:
-    """A BGR "photo": noise background, one skin-coloured face ellipse at a random place and size,
-    attribute t drawn as a dark mark at its own spot inside the face (a ring right of the centre).
+def face_on_noise(width: int, height: int, rng: np.random.Generator) -> tuple[np.ndarray, tuple]:
+    """A BGR "photo": noise background, one skin-coloured face ellipse at a random place and size.
     Returns (image, its face box x, y, w, h)."""
     img = rng.integers(30, 120, size=(height, width, 3), dtype=np.uint8)
     side = int(rng.integers(min(width, height) // 3, min(width, height) // 2))
     w, h = side, int(side * 1.2)
     x, y = int(rng.integers(0, width - w)), int(rng.integers(0, height - h))
     cv2.ellipse(img, (x + w // 2, y + h // 2), (w // 2, h // 2), 0, 0, 360, (120, 160, 220), -1)
-    grid = int(np.ceil(np.sqrt(len(labels))))
-    for t, on in enumerate(labels):
-        if on:
-            r, c = divmod(t, grid)
-            cx, cy = x + (c + 1) * w // (grid + 1), y + (r + 1) * h // (grid + 1)
-            radius = max(2, side // 10)
-            hollow = right_of_centre(c, grid)     # a ring: see right_of_centre
-            cv2.circle(img, (cx, cy), radius, (20, 40, 30), max(1, radius // 2) if hollow else -1)
     return img, (x, y, w, h)
+
+
+def mark_spots(attributes: int, box: tuple) -> list[tuple[int, int, int, bool]]:
+    """Where attribute t's mark goes inside the face ``box``: (centre x, centre y, radius, hollow),
+    one per attribute, on a grid over the face (hollow right of the centre: see right_of_centre)."""
+    x, y, w, h = box
+    grid = int(np.ceil(np.sqrt(attributes)))
+    radius = max(2, w // 10)
+    return [(x + (c + 1) * w // (grid + 1), y + (r + 1) * h // (grid + 1), radius, right_of_centre(c, grid))
+            for r, c in (divmod(t, grid) for t in range(attributes))]
+
+
+def raw_face_image(labels, width: int, height: int, rng: np.random.Generator) -> tuple[np.ndarray, tuple]:
+    """``face_on_noise`` with attribute t drawn as a dark mark at its own spot inside the face
+    (``mark_spots``: a disc, a ring right of the centre).  Returns (image, face box x, y, w, h)."""
+    img, box = face_on_noise(width, height, rng)
+    for on, (cx, cy, radius, hollow) in zip(labels, mark_spots(len(labels), box)):
+        if on:
+            cv2.circle(img, (cx, cy), radius, (20, 40, 30), max(1, radius // 2) if hollow else -1)
+    return img, box
 
 
 def make_raw_prepared(root: Path, attributes: list[str], counts: dict[str, int], people: int, size: int = 32,
                       raw_size: tuple[int, int] = (96, 80), seed: int = 0, jpeg_quality: int = 95,
-                      dataset: str = "tiny") -> Path:
+                      dataset: str = "tiny", face=raw_face_image, shuffle_labels: tuple[str, ...] = ()) -> Path:
     """A prepared dataset (labels, identities and scheme "c" LMDBs) whose manifest points at raw
     images with a face-box file, as `g2s prep celeba` records them (sources.images, sources.bbox in
-    CelebA's list_bbox_celeba.txt format): what LNets and LNets+ANet read.  Returns ``root``."""
+    CelebA's list_bbox_celeba.txt format): what LNets and LNets+ANet read.  Returns ``root``.
+
+    ``face(labels, width, height, rng) -> (image, (x, y, w, h))`` draws each raw image
+    (``raw_face_image``: the marks); ``shuffle_labels``: splits whose labels say nothing about
+    the pixels (``written_labels``)."""
     from g2s_caffe.core.crops import crop_box
 
     rng = np.random.default_rng(seed)
@@ -194,11 +209,12 @@ def make_raw_prepared(root: Path, attributes: list[str], counts: dict[str, int],
                 "sources": {"images": str(images), "bbox": str(images.parent / "list_bbox_celeba.txt")}}
     for split, n in counts.items():
         labels = rng.integers(0, 2, size=(n, len(attributes)))
+        written = written_labels(labels, split, shuffle_labels, seed)
         names = [f"{split}_{i:06d}.jpg" for i in range(n)]
         keys = [layout.key_for(i, name) for i, name in enumerate(names)]
         crops = []
         for i, name in enumerate(names):
-            img, (x, y, w, h) = raw_face_image(labels[i], *raw_size, rng)
+            img, (x, y, w, h) = face(labels[i], *raw_size, rng)
             cv2.imwrite(str(images / name), img, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
             box_rows.append(f"{name} {x} {y} {w} {h}")
             x0, y0, side = crop_box(x, y, w, h, "c")
@@ -214,7 +230,7 @@ def make_raw_prepared(root: Path, attributes: list[str], counts: dict[str, int],
             env = lmdb.open(str(path), map_size=1 << 28)
             with env.begin(write=True) as txn:
                 for i, key in enumerate(keys):
-                    val = (layout.label_datum(labels[i], i) if what == layout.LABELS else
+                    val = (layout.label_datum(written[i], i) if what == layout.LABELS else
                            layout.identity_datum(person_of(split, i, people), i) if what == layout.IDENTITIES else
                            layout.image_datum(crops[i], size, i))
                     txn.put(key.encode(), val)
