@@ -10,13 +10,27 @@ end, never a padded value in the max) for these sizes and equals "valid" for the
 PReLU and max pooling are Caffe's own layers on CPU and GPU alike: Caffe's CPU code for both was
 a scalar loop slower than the convolutions on these small maps, and patch 0011
 (tools/caffe/patches) made it several times faster with the same numbers.
+
+Convolutions run on Caffe's own engine (im2col + BLAS) on the GPU too (CONV_ENGINE).
 """
 from __future__ import annotations
+
+# MTCNN's maps are so small that cuDNN's fixed cost per call dominates: GPU kit check 8 on an
+# H200 (2026-12-04, docs/gpu-kit.md), the three nets for one 500x400 photo in 9.0 ms with Caffe's
+# convolutions vs 56.5 and 82.7 ms with cuDNN's (two sessions; P-Net 0.2-0.4 ms per scale vs 4.4-9.4).
+# On the CPU Caffe's engine is the only one, so this changes nothing there.
+CONV_ENGINE = "CAFFE"
+
+
+def _conv(bottom, num, k):
+    from caffe import layers as L, params as P
+    return L.Convolution(bottom, num_output=num, kernel_size=k, stride=1,
+                         engine=getattr(P.Convolution, CONV_ENGINE))
 
 
 def _conv_prelu(n, bottom, name, num, k):
     from caffe import layers as L
-    conv = L.Convolution(bottom, num_output=num, kernel_size=k, stride=1)
+    conv = _conv(bottom, num, k)
     setattr(n, f"conv{name}", conv)
     out = L.PReLU(conv)
     setattr(n, f"PReLU{name}", out)
@@ -40,8 +54,8 @@ def pnet_spec(h: int = 12, w: int = 12):
     x = _pool(n, x, "1", 2, 2)
     x = _conv_prelu(n, x, "2", 16, 3)
     x = _conv_prelu(n, x, "3", 32, 3)
-    setattr(n, "conv4-1", L.Convolution(x, num_output=2, kernel_size=1))  # face / not face
-    setattr(n, "conv4-2", L.Convolution(x, num_output=4, kernel_size=1))  # box regression
+    setattr(n, "conv4-1", _conv(x, 2, 1))  # face / not face
+    setattr(n, "conv4-2", _conv(x, 4, 1))  # box regression
     n.prob1 = L.Softmax(getattr(n, "conv4-1"))
     return n
 

@@ -22,7 +22,8 @@ with its log tail and the others still run):
   7 schedule      the paper's whole schedule in GPU-hours from the measured speed.
   8 mtcnn         MTCNN's three nets at the sizes one raw CelebA photo gives them (P-Net per
                   pyramid scale, R-Net and O-Net on that photo's crops): `caffe time` on the
-                  GPU and on one CPU thread, forward time per net.
+                  GPU as the detector builds them (Caffe's own convolutions) and with cuDNN's,
+                  and on one CPU thread, forward time per net.
 
 The kit (build_kit.py) holds kit.json (what to run), nets/ and payload.tar.xz (caffe,
 libcaffe and the libraries a bare machine may lack).  The CUDA libraries are found on the
@@ -238,6 +239,15 @@ def mtcnn_times(text: str, parts: list[str]) -> dict:
     return {"forward_ms": forward, "pnet_ms": round(sum(v for p, v in by_part.items() if p.startswith("pnet_")), 4),
             "rnet_ms": round(by_part["rnet"], 4), "onet_ms": round(by_part["onet"], 4),
             "by_part": {p: round(v, 4) for p, v in by_part.items()}}
+
+
+def with_conv_engine(prototxt: str, engine: str) -> str:
+    """The net with every convolution on ``engine`` (CAFFE: im2col + BLAS; CUDNN; DEFAULT)."""
+    out = re.sub(r"\n\s*engine: \w+", "", prototxt)
+    out, n = re.subn(r"convolution_param\s*\{", f"convolution_param {{\n    engine: {engine}", out)
+    if not n:
+        raise CheckFailed("the MTCNN time net has no convolution_param to set the engine of")
+    return out
 
 
 def images_per_s(batch_images: int, ms: float | None) -> float | None:
@@ -562,22 +572,29 @@ class Run:
         return agreement_verdict(out, cfg)
 
     def check_mtcnn(self, deadline: float) -> dict:
-        """`caffe time` of kit.json's MTCNN net on the GPU and on one CPU thread (OpenBLAS 1, as
+        """`caffe time` of kit.json's MTCNN net on the GPU (as the detector builds it: Caffe's own
+        convolutions, im2col + cuBLAS; and with cuDNN's) and on one CPU thread (OpenBLAS 1, as
         each of the detector's threads runs): forward ms per net for one photo."""
         cfg = self.kit["checks"]["mtcnn"]
         net = self.work / self.kit["nets"]["mtcnn_time"]
+        cudnn = self.work / "mtcnn_time_cudnn.prototxt"
+        # DEFAULT: cuDNN in a cuDNN build in GPU mode (Caffe's choice), Caffe's own on a CPU build
+        cudnn.write_text(with_conv_engine(net.read_text(), "DEFAULT"))
         out = {"photo": cfg["photo"]}
         if self.cpu:
-            out["note"] = "CPU dry run: the 'gpu' side ran on the CPU too"
-        for side, args, iterations in (("gpu", self.gpu_args(), cfg["gpu_iterations"]),
-                                       ("cpu", [], cfg["cpu_iterations"])):
+            out["note"] = "CPU dry run: the 'gpu' sides ran on the CPU too"
+        for side, model, args, iterations in (("gpu", net, self.gpu_args(), cfg["gpu_iterations"]),
+                                              ("gpu_cudnn", cudnn, self.gpu_args(), cfg["gpu_iterations"]),
+                                              ("cpu", net, [], cfg["cpu_iterations"])):
             env = dict(self.caffe_env(), OPENBLAS_NUM_THREADS="1")
-            r = self.must(self.run(f"mtcnn_{side}", [str(self.caffe), "time", "-model", str(net), *args,
+            r = self.must(self.run(f"mtcnn_{side}", [str(self.caffe), "time", "-model", str(model), *args,
                                                      f"-iterations={iterations}"], deadline, env),
                           f"caffe time of MTCNN's nets ({side})")
             out[side] = mtcnn_times(r["text"], cfg["parts"])
-        g, c = out["gpu"]["forward_ms"], out["cpu"]["forward_ms"]
-        out["gpu_vs_cpu"] = round(g / c, 4) if g and c else None
+        c = out["cpu"]["forward_ms"]
+        for side in ("gpu", "gpu_cudnn"):
+            g = out[side]["forward_ms"]
+            out[f"{side}_vs_cpu"] = round(g / c, 4) if g and c else None
         return out
 
     def check_schedule(self, deadline: float) -> dict:
@@ -934,10 +951,12 @@ def headline(name: str, res: dict) -> str:
             return (f"forward rel. diff {_fmt(res.get('worst_forward_fp32'), 8)} (FP32), "
                     f"SGD step {_fmt(res.get('worst_sgd_step'), 8)}")
         if name == "mtcnn":
-            g, c = res.get("gpu", {}), res.get("cpu", {})
+            g, d, c = res.get("gpu", {}), res.get("gpu_cudnn", {}), res.get("cpu", {})
             return (f"{_fmt(g.get('forward_ms'), 2)} ms per photo on the GPU (P-Net {_fmt(g.get('pnet_ms'), 2)}, "
                     f"R-Net {_fmt(g.get('rnet_ms'), 2)}, O-Net {_fmt(g.get('onet_ms'), 2)}), "
-                    f"{_fmt(c.get('forward_ms'), 1)} ms on one CPU thread (x{_fmt(res.get('gpu_vs_cpu'), 3)})")
+                    f"{_fmt(d.get('forward_ms'), 2)} ms with cuDNN's convolutions, "
+                    f"{_fmt(c.get('forward_ms'), 1)} ms on one CPU thread (x{_fmt(res.get('gpu_vs_cpu'), 3)}, "
+                    f"cuDNN x{_fmt(res.get('gpu_cudnn_vs_cpu'), 3)})")
         if name == "schedule":
             row = (res.get("rows") or [{}])[0]
             return (f"{_fmt(row.get('total_gpu_h_1_job_per_gpu'))} GPU-h at 1 job/GPU, "
@@ -1012,11 +1031,13 @@ def detail(name: str, res: dict) -> list[str]:
         photo = res.get("photo") or {}
         out.append(f"- the photo: {photo.get('width')}x{photo.get('height')} px, smallest face {photo.get('min_face')} px, "
                    f"{photo.get('rnet_crops')} R-Net and {photo.get('onet_crops')} O-Net crops; {res.get('note', '')}")
-        out += ["", "| net | GPU forward ms | one CPU thread ms |", "|---|---|---|"]
-        g, c = res.get("gpu") or {}, res.get("cpu") or {}
+        out += ["", "| net | GPU forward ms (Caffe's convolutions) | GPU, cuDNN's | one CPU thread ms |", "|---|---|---|---|"]
+        g, e, c = res.get("gpu") or {}, res.get("gpu_cudnn") or {}, res.get("cpu") or {}
         for part in (g.get("by_part") or {}):
-            out.append(f"| {part} | {_fmt(g['by_part'][part], 3)} | {_fmt((c.get('by_part') or {}).get(part), 3)} |")
-        out.append(f"| all (caffe time's forward pass) | {_fmt(g.get('forward_ms'), 3)} | {_fmt(c.get('forward_ms'), 3)} |")
+            out.append(f"| {part} | {_fmt(g['by_part'][part], 3)} | {_fmt((e.get('by_part') or {}).get(part), 3)} | "
+                       f"{_fmt((c.get('by_part') or {}).get(part), 3)} |")
+        out.append(f"| all (caffe time's forward pass) | {_fmt(g.get('forward_ms'), 3)} | {_fmt(e.get('forward_ms'), 3)} | "
+                   f"{_fmt(c.get('forward_ms'), 3)} |")
     elif name == "schedule":
         out += ["| speed from | s/iter | Step 1 GPU-h | Steps 2+3 GPU-h | total, 1 job/GPU | best jobs/GPU | total then |",
                 "|---|---|---|---|---|---|---|"]
