@@ -16,8 +16,8 @@ Convolutions run on Caffe's own engine (im2col + BLAS) on the GPU too (CONV_ENGI
 from __future__ import annotations
 
 # MTCNN's maps are so small that cuDNN's fixed cost per call dominates: GPU kit check 8 on an
-# H200 (2026-12-04, docs/gpu-kit.md), the three nets for one 500x400 photo in 9.0 ms with Caffe's
-# convolutions vs 56.5 and 82.7 ms with cuDNN's (two sessions; P-Net 0.2-0.4 ms per scale vs 4.4-9.4).
+# H200 (2026-12-04, docs/gpu-kit.md), the three nets for one 500x400 photo in 8.9-9.0 ms with
+# Caffe's convolutions vs 56.5-82.7 ms with cuDNN's (three runs; P-Net 0.2-0.4 ms per scale vs 4.4-9.4).
 # On the CPU Caffe's engine is the only one, so this changes nothing there.
 CONV_ENGINE = "CAFFE"
 

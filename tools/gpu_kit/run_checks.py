@@ -242,7 +242,8 @@ def mtcnn_times(text: str, parts: list[str]) -> dict:
 
 
 def with_conv_engine(prototxt: str, engine: str) -> str:
-    """The net with every convolution on ``engine`` (CAFFE: im2col + BLAS; CUDNN; DEFAULT)."""
+    """The net with every convolution on ``engine`` (CAFFE: im2col + BLAS; CUDNN; DEFAULT).  Any
+    other engine line goes too: the MTCNN time net sets one on its convolutions only."""
     out = re.sub(r"\n\s*engine: \w+", "", prototxt)
     out, n = re.subn(r"convolution_param\s*\{", f"convolution_param {{\n    engine: {engine}", out)
     if not n:
