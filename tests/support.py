@@ -312,7 +312,9 @@ def recomputed_rows(csv_path: Path) -> list[dict]:
         if 0 < positives < n:
             balanced = (counts["tp"] / positives + counts["tn"] / (n - positives)) / 2
             assert float(row["balanced_accuracy"]) == pytest.approx(100 * balanced, abs=1e-3), row
-        assert float(row["balanced_accuracy_lo"]) <= float(row["balanced_accuracy"]) <= float(row["balanced_accuracy_hi"])
+        # A percentile bootstrap interval need not hold its point estimate: with the tests' 10
+        # resamples a row now and then has it just outside (seen: 46.55 above [39.35, 46.47]).
+        assert 0 <= float(row["balanced_accuracy_lo"]) <= float(row["balanced_accuracy_hi"]) <= 100, row
         row["margin"] = majority_margin(right, positives, n)
     return rows
 

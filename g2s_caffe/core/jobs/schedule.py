@@ -192,14 +192,6 @@ class Scheduler:
                         continue
                     if not ready:
                         continue
-                    if jid not in self.checked:          # once per job, not every poll
-                        self.checked.add(jid)
-                        if self._reuse(self.run.job(jid)):
-                            todo.remove(jid)
-                            result[jid] = "done"
-                            done_iters += totals[jid]
-                            bar_n0 += totals[jid]       # not trained here: not in the rate
-                            continue
                     job = self.run.job(jid)
                     slots = self._take_slots(job)
                     if slots is None:
@@ -214,6 +206,27 @@ class Scheduler:
                         self.out(f"[{jid}] is being trained by another g2s process; skipped here")
                         continue
                     todo.remove(jid)
+                    # Under the job's lock, from the manifest on disk: another driver may have
+                    # finished the job since this one read it, and a stale copy committed here
+                    # would undo that record (seen with one Slurm script submitted twice).
+                    self.run = load_run(self.run.root)
+                    proc.run, proc.job = self.run, self.run.job(jid)
+                    job = proc.job
+                    if job.status == "done":
+                        proc.unlock()
+                        result[jid] = "done"
+                        done_iters += totals[jid]
+                        bar_n0 += totals[jid]
+                        self.out(f"[{jid}] done meanwhile by another g2s process")
+                        continue
+                    if jid not in self.checked:          # once per job
+                        self.checked.add(jid)
+                        if self._reuse(job):
+                            proc.unlock()
+                            result[jid] = "done"
+                            done_iters += totals[jid]
+                            bar_n0 += totals[jid]       # not trained here: not in the rate
+                            continue
                     try:
                         started = proc.start()
                     except G2SError:

@@ -306,3 +306,23 @@ def test_the_progress_total_is_known_from_the_start_and_counts_shared_jobs_as_do
     assert trace and {t for _, t in trace} == {total}
     assert all(a <= b for (a, _), (b, _) in zip(trace, trace[1:]))      # never goes back
     assert trace[-1][0] == total and any(n == 20 for n, _ in trace)       # the reused Step 1 counted once
+
+
+def test_a_driver_that_read_the_manifest_before_another_finished_keeps_its_record(chain):
+    """Two drivers of one run (a Slurm script submitted twice): driver A read the manifest while
+    step1 was still pending, driver B then trained it.  A, taking the job's lock, works from the
+    manifest on disk: it reports the job done by another process and writes nothing over B's
+    record (a stale copy committed once undid B's "done" and failed the jobs after it)."""
+    from g2s_caffe.core.jobs.schedule import Scheduler, SchedulerSettings
+    from g2s_caffe.core.runs import load_run
+    from g2s_caffe.methods.g2s.train.job_hooks import G2SMethod
+
+    before = (chain / "manifest.json").read_text()
+    stale = load_run(chain)                      # what A read, before B finished step1
+    job = stale.job("step1")
+    job.status, job.final, job.extra["attempts"] = "pending", None, []
+    lines = []
+    result = Scheduler(stale, ["step1"], SchedulerSettings(poll_seconds=0.05), G2SMethod("copy"),
+                       out=lines.append).run_all()
+    assert result == {"step1": "done"} and "[step1] done meanwhile by another g2s process" in lines, lines
+    assert (chain / "manifest.json").read_text() == before
