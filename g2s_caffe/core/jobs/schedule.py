@@ -212,21 +212,18 @@ class Scheduler:
                     self.run = load_run(self.run.root)
                     proc.run, proc.job = self.run, self.run.job(jid)
                     job = proc.job
-                    if job.status == "done":
+                    finished = job.status == "done"
+                    if finished:
+                        self.out(f"[{jid}] done meanwhile by another g2s process")
+                    elif jid not in self.checked:        # once per job
+                        self.checked.add(jid)
+                        finished = self._reuse(job)
+                    if finished:
                         proc.unlock()
                         result[jid] = "done"
                         done_iters += totals[jid]
-                        bar_n0 += totals[jid]
-                        self.out(f"[{jid}] done meanwhile by another g2s process")
+                        bar_n0 += totals[jid]           # not trained here: not in the rate
                         continue
-                    if jid not in self.checked:          # once per job
-                        self.checked.add(jid)
-                        if self._reuse(job):
-                            proc.unlock()
-                            result[jid] = "done"
-                            done_iters += totals[jid]
-                            bar_n0 += totals[jid]       # not trained here: not in the rate
-                            continue
                     try:
                         started = proc.start()
                     except G2SError:
